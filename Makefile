@@ -1,0 +1,33 @@
+# Switchyard — each target does its own setup on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: run test install pool sandbox bench bench-free clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the gateway on $SWITCHYARD_HOST:$SWITCHYARD_PORT (default 127.0.0.1:8080).
+run: $(STAMP)
+	$(BIN)/switchyard serve
+
+## Run the whole test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+pool: $(STAMP)
+	$(BIN)/switchyard pool
+
+sandbox: $(STAMP)
+	$(BIN)/switchyard sandbox
+
+clean:
+	rm -rf $(VENV) .pytest_cache data

@@ -1,0 +1,81 @@
+"""Typed access to what the lifespan built, and the auth dependencies."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+
+from app.config import Settings
+from app.errors import Forbidden, Unauthorized
+from app.routing.budget import FreeTierBudget
+from app.routing.engine import Engine
+from app.routing.snapshot import SnapshotHolder
+
+if TYPE_CHECKING:
+    from app.refresh import PoolManager
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    holder: SnapshotHolder
+    engine: Engine
+    budget: FreeTierBudget
+    manager: PoolManager
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.switchyard  # type: ignore[no-any-return]
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _matches(token: str, keys: list[str]) -> bool:
+    found = False
+    for key in keys:  # compare against every key so timing does not reveal which matched
+        found |= hmac.compare_digest(token.encode(), key.encode())
+    return found
+
+
+def require_client(request: Request, state: State) -> None:
+    settings = state.settings
+    if not settings.auth_required:
+        return
+    token = _bearer(request)
+    if token is None:
+        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
+    keys = [k.get_secret_value() for k in settings.api_keys]
+    if settings.admin_key:
+        keys.append(settings.admin_key.get_secret_value())
+    if not _matches(token, keys):
+        raise Unauthorized("Invalid API key.")
+
+
+def require_admin(request: Request, state: State) -> None:
+    settings = state.settings
+    if settings.admin_key is None:
+        if settings.auth_required:
+            raise Forbidden("Admin routes are disabled: set SWITCHYARD_ADMIN_KEY to use them.")
+        return
+    token = _bearer(request)
+    if token is None:
+        raise Unauthorized("Missing admin key: send 'Authorization: Bearer <admin key>'.")
+    if not _matches(token, [settings.admin_key.get_secret_value()]):
+        raise Unauthorized("Invalid admin key.")
+
+
+ClientAuth = Depends(require_client)
+AdminAuth = Depends(require_admin)

@@ -1,0 +1,52 @@
+"""One structured log line per request: who asked for what, what answered, what it cost."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from app.config import Settings
+from app.errors import GatewayError
+from app.routing.engine import Outcome
+
+log = logging.getLogger("switchyard.requests")
+
+
+class RequestLog:
+    def __init__(self, *, request_id: str, requested: str, stream: bool, settings: Settings) -> None:
+        self.request_id = request_id
+        self._requested = requested
+        self._stream = stream
+        self._started = time.monotonic()
+
+    def finished(self, outcome: Outcome[Any], *, status: int, usage: Any, stream_error: str | None = None) -> None:
+        usage = usage if isinstance(usage, dict) else {}
+        self._emit(
+            status=status,
+            group=outcome.group,
+            model=outcome.deployment.model,
+            deployment=outcome.deployment.id,
+            tier=outcome.deployment.tier,
+            fallback=outcome.fallback,
+            attempts=[{"model": a.model, "outcome": a.outcome, "status": a.status,
+                       "latency_ms": round(a.latency_s * 1000, 1)} for a in outcome.attempts],
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            cost_usd=usage.get("cost"),
+            stream_error=stream_error,
+        )
+
+    def failed(self, exc: BaseException) -> None:
+        status = exc.status if isinstance(exc, GatewayError) else 500
+        code = exc.code if isinstance(exc, GatewayError) else type(exc).__name__
+        self._emit(status=status, error=code)
+
+    def _emit(self, **fields: Any) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
+        record = {"event": "request", "request_id": self.request_id, "requested": self._requested,
+                  "stream": self._stream, "latency_ms": round((time.monotonic() - self._started) * 1000, 1)}
+        record.update({k: v for k, v in fields.items() if v is not None})
+        log.info(json.dumps(record))

@@ -1,0 +1,94 @@
+"""`switchyard` command line: serve (default), pool, sandbox.
+
+Imports stay lazy so `switchyard --help` answers without loading LiteLLM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if message.startswith("{") and record.name == "switchyard.requests":
+            return message
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": message,
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="switchyard", description="A self-healing OpenAI-compatible gateway.")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the gateway (default)")
+    pool = sub.add_parser("pool", help="print the pool the current catalogue gives")
+    pool.add_argument("--format", choices=["table", "json", "litellm"], default="table")
+    pool.add_argument("--catalogue", help="read the catalogue from this JSON file instead of OpenRouter")
+    pool.add_argument("--no-health", action="store_true", help="skip the /endpoints health reads")
+    sandbox = sub.add_parser("sandbox", help="run the sandbox OpenRouter on its own")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8090)
+    args = parser.parse_args(argv)
+
+    if args.command == "sandbox":
+        from app.sandbox.__main__ import main as sandbox_main
+
+        return int(sandbox_main(["--host", args.host, "--port", str(args.port)]) or 0)
+
+    from app.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"switchyard: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    if args.command == "pool":
+        from app.pool_report import print_pool
+
+        return print_pool(settings, fmt=args.format, catalogue_file=args.catalogue, health=not args.no_health)
+    return serve(settings)
+
+
+def serve(settings: Any) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
+        timeout_keep_alive=30,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""The app factory and the lifespan that owns every resource and background task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import aiohttp  # noqa: E402
+import httpx  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+
+from app.api import admin, chat, health, models  # noqa: E402
+from app.api.deps import AppState  # noqa: E402
+from app.api.errors import install_error_handlers  # noqa: E402
+from app.config import Settings  # noqa: E402
+from app.health import PassiveStats  # noqa: E402
+from app.refresh import PoolManager  # noqa: E402
+from app.routing.budget import FreeTierBudget  # noqa: E402
+from app.routing.engine import Engine  # noqa: E402
+from app.routing.snapshot import SnapshotHolder  # noqa: E402
+from app.routing.wire import OpenAIWire  # noqa: E402
+
+log = logging.getLogger("switchyard")
+SANDBOX_NOTICE = "no OPENROUTER_API_KEY: serving the sandbox catalogue with simulated answers"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="Switchyard",
+        version="0.1.0",
+        description="A self-healing OpenAI-compatible gateway.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (chat, models, health, admin):
+        app.include_router(module.router)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    _quiet_litellm()
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.use_sandbox:
+            from app.sandbox import SandboxServer
+
+            sandbox = SandboxServer()
+            await sandbox.start(host="127.0.0.1", port=0)
+            stack.push_async_callback(sandbox.stop)
+            log.warning("%s (sandbox at %s)", SANDBOX_NOTICE, sandbox.base_url)
+            settings = settings.model_copy(update={"openrouter_base_url": sandbox.base_url})
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300, enable_cleanup_closed=True),
+            auto_decompress=True,
+        )
+        stack.push_async_callback(session.close)
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.pool.health.timeout_s))
+        holder = SnapshotHolder()
+        stack.callback(holder.close)
+        budget = FreeTierBudget(settings.pool.free_tier)
+        passive = PassiveStats()
+        api_key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
+        manager = PoolManager(settings=settings, holder=holder, http=http, base_url=settings.openrouter_base_url,
+                              api_key=api_key or ("sandbox" if settings.use_sandbox else None), passive=passive)
+        engine = Engine(settings=settings, wire=OpenAIWire(session, connect_s=settings.timeouts.connect_s),
+                        budget=budget)
+        app.state.switchyard = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
+                                        manager=manager)
+        await manager.start()
+        task = asyncio.create_task(manager.run(), name="switchyard-refresh")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _quiet_litellm() -> None:
+    """LiteLLM logs every routing decision at INFO; keep our logs readable."""
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
+        logging.getLogger(name).setLevel(logging.WARNING)

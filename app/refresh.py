@@ -1,0 +1,213 @@
+"""Keeps the pool fresh: the refresh task the lifespan owns.
+
+Catalogue (hourly by default) and health (every few minutes) are re-read with jitter; each
+cycle builds a new Pool, a new Router off the event loop, and publishes it with one
+assignment. The last good catalogue, health and pool are persisted atomically so a start
+with OpenRouter unreachable still serves. A failed refresh keeps the current pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.catalogue import Catalogue, fetch_catalogue, filter_reasons, load_id_list, parse_catalogue
+from app.config import Settings
+from app.health import PassiveStats, read_health
+from app.pool import Pool, make_pool, static_groups
+from app.routing.snapshot import SnapshotHolder, build_snapshot
+from app.scoring import static_score
+from app.selection import build_pool
+
+log = logging.getLogger("switchyard.refresh")
+
+
+class PoolManager:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        holder: SnapshotHolder,
+        http: httpx.AsyncClient,
+        base_url: str,
+        api_key: str | None,
+        passive: PassiveStats,
+    ) -> None:
+        self._settings = settings
+        self._holder = holder
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._passive = passive
+        self._lock = asyncio.Lock()
+        self._catalogue: Catalogue | None = None
+        self._health: Mapping[str, Any] = {}
+        self._catalogue_at = 0.0
+        self._health_at = 0.0
+        self.last_attempt: dict[str, Any] = {}
+        self.last_success_at: float | None = None
+        self.refreshes: dict[str, int] = {"ok": 0, "failed": 0}
+        self._dir = settings.data_dir
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build the first pool: live, else persisted, else static deployments only."""
+        try:
+            await self.refresh(full=True)
+            return
+        except Exception as exc:  # any failure here must still leave the gateway serving
+            reason = f"catalogue unavailable at start ({_describe(exc)})"
+            log.warning("%s", reason)
+        persisted = self._load_persisted_pool()
+        if persisted is not None:
+            pool = _replace_source(persisted, source="persisted", degraded=f"{reason}; serving the persisted pool")
+        else:
+            deployments, groups = static_groups(self._settings)
+            pool = make_pool(deployments=deployments, groups=groups, source="static",
+                             degraded_reason=f"{reason}; serving static deployments only")
+        await self._publish(pool)
+
+    async def run(self) -> None:
+        """The refresh loop; cancelled by the lifespan at shutdown."""
+        pool_settings = self._settings.pool
+        while True:
+            now = time.time()
+            next_catalogue = self._catalogue_at + _jittered(pool_settings.catalogue_refresh_s, pool_settings.jitter)
+            next_health = self._health_at + _jittered(pool_settings.health_refresh_s, pool_settings.jitter)
+            wake = max(1.0, min(next_catalogue, next_health) - now)
+            await asyncio.sleep(wake)
+            full = time.time() >= next_catalogue or self._catalogue is None
+            try:
+                await self.refresh(full=full)
+            except Exception as exc:
+                log.warning("refresh failed, keeping the current pool: %s", _describe(exc))
+
+    # -- one refresh --------------------------------------------------------------------
+
+    async def refresh(self, *, full: bool) -> Pool:
+        async with self._lock:
+            started = time.monotonic()
+            kind = "catalogue" if full or self._catalogue is None else "health"
+            try:
+                pool = await self._rebuild(full=full or self._catalogue is None)
+            except Exception as exc:
+                self.refreshes["failed"] += 1
+                self.last_attempt = {"at": time.time(), "kind": kind, "outcome": "failed", "error": _describe(exc),
+                                     "duration_s": round(time.monotonic() - started, 3)}
+                raise
+            self.refreshes["ok"] += 1
+            self.last_success_at = time.time()
+            self.last_attempt = {"at": self.last_success_at, "kind": kind, "outcome": "ok",
+                                 "duration_s": round(time.monotonic() - started, 3),
+                                 "deployments": len(pool.deployments)}
+            return pool
+
+    async def _rebuild(self, *, full: bool) -> Pool:
+        now = time.time()
+        settings = self._settings
+        if full:
+            payload = await fetch_catalogue(self._http, base_url=self._base_url, api_key=self._api_key,
+                                            timeout_s=settings.pool.health.timeout_s * 4)
+            self._catalogue = parse_catalogue(payload, now=now)
+            self._catalogue_at = now
+            self._persist("catalogue.json", payload)
+        assert self._catalogue is not None
+        allow, block = self._lists()
+        if settings.pool.health.enabled:
+            cycle = await read_health(
+                self._http, base_url=self._base_url, api_key=self._api_key,
+                model_ids=self._health_candidates(allow, block, now), settings=settings.pool.health,
+                previous=self._health,
+            )
+            self._health = cycle.scores
+        self._health_at = now
+        current = self._holder.current
+        pool = build_pool(
+            catalogue=self._catalogue, health=self._health, passive=self._passive.snapshot(),
+            settings=settings, previous=current.pool if current else None, now=now, allow=allow, block=block,
+        )
+        await self._publish(pool)
+        self._persist("pool.json", pool.to_json())
+        return pool
+
+    def _health_candidates(self, allow: frozenset[str], block: frozenset[str], now: float) -> list[str]:
+        assert self._catalogue is not None
+        per_tier = self._settings.pool.health.candidates_per_tier
+        ranked: dict[str, list[tuple[float, str]]] = {"free": [], "paid": []}
+        for model in self._catalogue.models.values():
+            if filter_reasons(model, settings=self._settings.pool, now=now, allow=allow, block=block):
+                continue
+            ranked[model.tier].append((static_score(model, now=now), model.id))
+        chosen: list[str] = []
+        for tier in ("free", "paid"):
+            chosen += [mid for _, mid in sorted(ranked[tier], key=lambda p: (-p[0], p[1]))[:per_tier]]
+        return chosen
+
+    def _lists(self) -> tuple[frozenset[str], frozenset[str]]:
+        pool_settings = self._settings.pool
+        allow = set(pool_settings.allowlist)
+        block = set(pool_settings.blocklist)
+        if pool_settings.allowlist_file:
+            allow |= load_id_list(pool_settings.allowlist_file)
+        if pool_settings.blocklist_file:
+            block |= load_id_list(pool_settings.blocklist_file)
+        return frozenset(allow), frozenset(block)
+
+    async def _publish(self, pool: Pool) -> None:
+        snapshot = await asyncio.to_thread(build_snapshot, pool, self._settings)
+        self._holder.publish(snapshot)
+        log.info("pool published: %d deployments, %d groups, source=%s",
+                 len(pool.deployments), len(pool.groups), pool.source)
+
+    # -- persistence --------------------------------------------------------------------
+
+    def _persist(self, name: str, data: Any) -> None:
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            target = self._dir / name
+            tmp = target.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, target)
+        except OSError as exc:
+            log.warning("could not persist %s: %s", name, exc)
+
+    def _load_persisted_pool(self) -> Pool | None:
+        path: Path = self._dir / "pool.json"
+        try:
+            return Pool.from_json(json.loads(path.read_text()), source="persisted")
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("persisted pool unreadable: %s", exc)
+            return None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "last_attempt": self.last_attempt,
+            "last_success_at": self.last_success_at,
+            "refreshes": dict(self.refreshes),
+            "catalogue_models": len(self._catalogue.models) if self._catalogue else 0,
+        }
+
+
+def _replace_source(pool: Pool, *, source: str, degraded: str) -> Pool:
+    return make_pool(deployments=pool.deployments.values(), groups=pool.groups.values(), source=source,
+                     built_at=pool.built_at, degraded_reason=degraded)
+
+
+def _jittered(seconds: float, jitter: float) -> float:
+    return seconds * (1 + random.uniform(-jitter, jitter))
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]

@@ -1,0 +1,151 @@
+"""The live routing state: one immutable snapshot (pool + LiteLLM Router), swapped atomically.
+
+A request reads `holder.current` once and keeps that snapshot for its whole life. A rebuild
+makes a new Router off the event loop and publishes it with one assignment; the old
+Router's cooldowns carry over (deployment ids are stable) and its global LiteLLM callbacks
+are unhooked.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from app.config import Settings
+from app.errors import ModelNotFound
+from app.pool import OPENROUTER_CREDENTIAL, Deployment, Pool
+
+if TYPE_CHECKING:
+    from litellm import Router
+
+
+def entry_id(deployment_id: str, group: str) -> str:
+    """The Router's id for one deployment inside one group."""
+    return f"{deployment_id}@{group}"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    pool: Pool
+    router: Router
+    entries: Mapping[str, tuple[str, ...]]
+    orders: Mapping[str, tuple[int, ...]]
+    credentials: Mapping[str, str | None] = field(repr=False)
+    urls: Mapping[str, str]
+    built_at: float
+
+    def resolve(self, name: str) -> str:
+        """The group a client's model name routes to, or ModelNotFound with close names."""
+        if name in self.pool.groups:
+            return name
+        lowered = name.lower()
+        for candidate in self.pool.groups:
+            if candidate.lower() == lowered:
+                return candidate
+        close = difflib.get_close_matches(name, list(self.pool.groups), n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else " See GET /v1/models."
+        raise ModelNotFound(f"The model '{name}' does not exist on this gateway.{hint}", param="model")
+
+    def deployment(self, deployment_id: str) -> Deployment:
+        return self.pool.deployments[deployment_id]
+
+    def api_key(self, deployment: Deployment) -> str | None:
+        return self.credentials.get(deployment.id)
+
+    def url(self, deployment: Deployment) -> str:
+        return self.urls[deployment.id]
+
+
+class SnapshotHolder:
+    """Holds the current snapshot; `publish` is the only writer."""
+
+    def __init__(self) -> None:
+        self._current: Snapshot | None = None
+
+    @property
+    def current(self) -> Snapshot | None:
+        return self._current
+
+    def publish(self, snapshot: Snapshot) -> None:
+        old = self._current
+        if old is not None:
+            snapshot.router.cooldown_cache = old.router.cooldown_cache
+        self._current = snapshot
+        if old is not None and old.router is not snapshot.router:
+            old.router.discard()
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.router.discard()
+            self._current = None
+
+
+def resolve_credentials(pool: Pool, settings: Settings) -> dict[str, str | None]:
+    openrouter_key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
+    found: dict[str, str | None] = {}
+    for dep in pool.deployments.values():
+        if dep.credential == OPENROUTER_CREDENTIAL:
+            found[dep.id] = openrouter_key or ("sandbox" if settings.use_sandbox else None)
+        elif dep.credential and dep.credential.startswith("env:"):
+            found[dep.id] = os.environ.get(dep.credential[4:])
+        else:
+            found[dep.id] = None
+    return found
+
+
+def _chat_urls(pool: Pool, settings: Settings) -> dict[str, str]:
+    """OpenRouter deployments follow the configured base (a persisted pool may predate it)."""
+    return {
+        dep.id: (settings.openrouter_base_url if dep.credential == OPENROUTER_CREDENTIAL else dep.api_base)
+        + "/chat/completions"
+        for dep in pool.deployments.values()
+    }
+
+
+def build_snapshot(pool: Pool, settings: Settings) -> Snapshot:
+    """Build the Router for `pool`. Synchronous and CPU-bound: call it in a thread."""
+    import litellm
+
+    model_list: list[dict[str, Any]] = []
+    entries: dict[str, list[str]] = {}
+    orders: dict[str, tuple[int, ...]] = {}
+    for group in pool.groups.values():
+        for member in group.members:
+            dep = pool.deployments[member.deployment_id]
+            eid = entry_id(dep.id, group.name)
+            entries.setdefault(dep.id, []).append(eid)
+            params: dict[str, Any] = {"model": dep.litellm_model, "weight": member.weight, "order": member.order}
+            if dep.rpm:
+                params["rpm"] = dep.rpm
+            if dep.tpm:
+                params["tpm"] = dep.tpm
+            model_list.append(
+                {"model_name": group.name, "litellm_params": params, "model_info": {"id": eid, "deployment": dep.id}}
+            )
+        orders[group.name] = tuple(sorted({m.order for m in group.members}))
+    router = litellm.Router(
+        model_list=model_list,
+        routing_strategy="simple-shuffle",
+        num_retries=0,
+        fallbacks=[{g.name: list(g.fallbacks)} for g in pool.groups.values() if g.fallbacks],
+        context_window_fallbacks=[
+            {g.name: list(g.context_window_fallbacks)} for g in pool.groups.values() if g.context_window_fallbacks
+        ],
+        cooldown_time=settings.retries.cooldown_s,
+        allowed_fails=settings.retries.allowed_fails,
+        ignore_invalid_deployments=True,
+    )
+    return Snapshot(
+        pool=pool,
+        router=router,
+        entries=MappingProxyType({k: tuple(v) for k, v in entries.items()}),
+        orders=MappingProxyType(orders),
+        credentials=MappingProxyType(resolve_credentials(pool, settings)),
+        urls=MappingProxyType(_chat_urls(pool, settings)),
+        built_at=time.time(),
+    )
