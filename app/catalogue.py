@@ -11,6 +11,7 @@ Prices are USD per token. ``None`` means unknown (missing, unparsable or negativ
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
@@ -132,7 +133,7 @@ def _parse_entry(entry: Any) -> tuple[CatalogueModel | None, str]:
         return None, "missing or empty id"
     try:
         return parse_model(entry), ""
-    except Exception as exc:  # noqa: BLE001 - a bad entry must never sink the catalogue
+    except Exception as exc:  # a bad entry must never sink the catalogue
         return None, f"unparsable entry: {type(exc).__name__}: {exc}"
 
 
@@ -337,10 +338,11 @@ async def fetch_catalogue(
     url = f"{base_url.rstrip('/')}/models"
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        response = await client.get(url, headers=headers, timeout=timeout_s)
-    except httpx.TimeoutException:
+        async with asyncio.timeout(timeout_s):  # total, not per phase as httpx's
+            response = await client.get(url, headers=headers, timeout=timeout_s)
+    except (TimeoutError, httpx.TimeoutException):
         raise CatalogueError(f"GET {url}: timed out after {timeout_s}s") from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise CatalogueError(f"GET {url}: {type(exc).__name__}") from None
     if response.status_code != 200:
         raise CatalogueError(f"GET {url}: HTTP {response.status_code}")

@@ -22,6 +22,7 @@ blended score.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import statistics
 import time
 from collections import deque
@@ -77,7 +78,7 @@ def parse_endpoints(payload: Mapping[str, Any]) -> HealthReading:
     """A reading from an `/endpoints` response (or a bare `endpoints[]` element)."""
     endpoints = [e for e in _endpoint_list(payload) or [] if isinstance(e, Mapping)]
     statuses = [_status(e) for e in endpoints]
-    usable = [e for e, s in zip(endpoints, statuses) if s is None or s == 0] or endpoints
+    usable = [e for e, s in zip(endpoints, statuses, strict=True) if s is None or s == 0] or endpoints
     return HealthReading(
         endpoints=len(endpoints),
         serving=sum(1 for s in statuses if s == 0),
@@ -227,12 +228,14 @@ async def _read_one(
 ) -> tuple[str, HealthScore | None, str | None]:
     try:
         url = endpoints_url(base_url, model_id)
-        response = await client.get(url, headers=dict(headers), timeout=settings.timeout_s)
     except ValueError as exc:
         return model_id, None, str(exc)
-    except httpx.TimeoutException:
+    try:
+        async with asyncio.timeout(settings.timeout_s):  # total, not per phase as httpx's
+            response = await client.get(url, headers=dict(headers), timeout=settings.timeout_s)
+    except (TimeoutError, httpx.TimeoutException):
         return model_id, None, "timeout"
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return model_id, None, type(exc).__name__
     if response.status_code != 200:
         return model_id, None, f"HTTP {response.status_code}"
@@ -243,11 +246,7 @@ async def _read_one(
     if _endpoint_list(payload) is None:
         return model_id, None, "response has no endpoints list"
     score = health_score(parse_endpoints(payload), settings=settings)
-    return model_id, _stamped(score, time.time()), None
-
-
-def _stamped(score: HealthScore, read_at: float) -> HealthScore:
-    return HealthScore(score=score.score, gated=score.gated, reason=score.reason, reading=score.reading, read_at=read_at)
+    return model_id, dataclasses.replace(score, read_at=time.time()), None
 
 
 # --- passive health ------------------------------------------------------------------
@@ -329,10 +328,10 @@ def _summarise(samples: Sequence[_Sample]) -> PassiveHealth:
 
 
 def passive_factor(ph: PassiveHealth | None) -> float:
-    """A multiplier in [0, 1]: 1.0 below 5 samples, full weight from 20 samples on.
+    """A multiplier in [0, 1]: 1.0 below 5 samples, full weight from 20 samples on::
 
-        factor = 1 - confidence * (error_rate + 0.5 * rate_limited_rate)
-        confidence = min(1, samples / 20)
+    factor = 1 - confidence * (error_rate + 0.5 * rate_limited_rate)
+    confidence = min(1, samples / 20)
     """
     if ph is None or ph.samples < PASSIVE_MIN_SAMPLES:
         return 1.0

@@ -22,6 +22,7 @@ from app.health import PassiveStats  # noqa: E402
 from app.refresh import PoolManager  # noqa: E402
 from app.routing.budget import FreeTierBudget  # noqa: E402
 from app.routing.engine import Engine  # noqa: E402
+from app.routing.feedback import PassiveFeedback  # noqa: E402
 from app.routing.snapshot import SnapshotHolder  # noqa: E402
 from app.routing.wire import OpenAIWire  # noqa: E402
 
@@ -46,7 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    _quiet_litellm()
+    _quiet_libraries()
     async with contextlib.AsyncExitStack() as stack:
         if settings.use_sandbox:
             from app.sandbox import SandboxServer
@@ -68,9 +69,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         passive = PassiveStats()
         api_key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
         manager = PoolManager(settings=settings, holder=holder, http=http, base_url=settings.openrouter_base_url,
-                              api_key=api_key or ("sandbox" if settings.use_sandbox else None), passive=passive)
+                              api_key=api_key or ("sandbox" if settings.use_sandbox else None), passive=passive,
+                              budget=budget)
         engine = Engine(settings=settings, wire=OpenAIWire(session, connect_s=settings.timeouts.connect_s),
-                        budget=budget)
+                        budget=budget, observer=PassiveFeedback(passive))
         app.state.switchyard = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
                                         manager=manager)
         await manager.start()
@@ -83,7 +85,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
 
 
-def _quiet_litellm() -> None:
-    """LiteLLM logs every routing decision at INFO; keep our logs readable."""
-    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
+def _quiet_libraries() -> None:
+    """LiteLLM logs every routing decision and httpx every request at INFO; keep our logs readable."""
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -24,6 +24,7 @@ from app.catalogue import Catalogue, fetch_catalogue, filter_reasons, load_id_li
 from app.config import Settings
 from app.health import PassiveStats, read_health
 from app.pool import Pool, make_pool, static_groups
+from app.routing.budget import FreeTierBudget
 from app.routing.snapshot import SnapshotHolder, build_snapshot
 from app.scoring import static_score
 from app.selection import build_pool
@@ -41,6 +42,7 @@ class PoolManager:
         base_url: str,
         api_key: str | None,
         passive: PassiveStats,
+        budget: FreeTierBudget,
     ) -> None:
         self._settings = settings
         self._holder = holder
@@ -48,6 +50,7 @@ class PoolManager:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._passive = passive
+        self._budget = budget
         self._lock = asyncio.Lock()
         self._catalogue: Catalogue | None = None
         self._health: Mapping[str, Any] = {}
@@ -56,12 +59,14 @@ class PoolManager:
         self.last_attempt: dict[str, Any] = {}
         self.last_success_at: float | None = None
         self.refreshes: dict[str, int] = {"ok": 0, "failed": 0}
+        self.key_info: dict[str, Any] = {}
         self._dir = settings.data_dir
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         """Build the first pool: live, else persisted, else static deployments only."""
+        await self._learn_free_tier()
         try:
             await self.refresh(full=True)
             return
@@ -91,6 +96,22 @@ class PoolManager:
                 await self.refresh(full=full)
             except Exception as exc:
                 log.warning("refresh failed, keeping the current pool: %s", _describe(exc))
+
+    async def _learn_free_tier(self) -> None:
+        """GET /key: a free-tier account gets 50 free requests a day, one that bought credits 1,000."""
+        if self._settings.pool.free_tier.requests_per_day is not None:
+            return
+        try:
+            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+            resp = await self._http.get(f"{self._base_url}/key", headers=headers,
+                                        timeout=self._settings.pool.health.timeout_s)
+            data = resp.json().get("data") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("could not read the key's limits: %s", _describe(exc))
+            return
+        if isinstance(data, dict) and isinstance(data.get("is_free_tier"), bool):
+            self._budget.learn_limits(per_day=50 if data["is_free_tier"] else 1000)
+            self.key_info = {"is_free_tier": data["is_free_tier"], "free_requests_per_day": 50 if data["is_free_tier"] else 1000}
 
     # -- one refresh --------------------------------------------------------------------
 
@@ -197,6 +218,7 @@ class PoolManager:
             "last_success_at": self.last_success_at,
             "refreshes": dict(self.refreshes),
             "catalogue_models": len(self._catalogue.models) if self._catalogue else 0,
+            "key": dict(self.key_info),
         }
 
 

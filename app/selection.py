@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from app.catalogue import Catalogue, CatalogueModel, filter_reasons
-from app.config import AliasSpec, RankWeight, Settings
+from app.config import AliasSpec, RankWeight, Settings, Tier
 from app.health import HealthScore, PassiveHealth, passive_factor
 from app.pool import (
     OPENROUTER_CREDENTIAL,
@@ -36,7 +36,6 @@ from app.pool import (
     static_groups,
 )
 from app.scoring import blend, context_norm, static_score
-
 
 # Float noise must not turn "exactly the margin" into a swap.
 _EPSILON = 1e-9
@@ -125,6 +124,37 @@ def eligible_candidates(
         score = blend(static_score(model, now=now), active, health_weight=weight) * factor
         result.append(Candidate(model=model, score=round(score, 6), health=active))
     return result
+
+
+def health_targets(
+    *,
+    catalogue: Catalogue,
+    settings: Settings,
+    previous: Pool | None,
+    now: float,
+    allow: frozenset[str] = frozenset(),
+    block: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Model ids worth an active health read, sorted: per tier the best
+    `health.candidates_per_tier` by static score, per alias and tier twice its size by the
+    alias's own ranking, and every model seated in `previous`."""
+    static = [
+        Candidate(model=m, score=static_score(m, now=now), health=None)
+        for m in catalogue.models.values()
+        if not filter_reasons(m, settings=settings.pool, now=now, allow=allow, block=block)
+    ]
+    tiers: tuple[Tier, ...] = ("free", "paid") if settings.pool.allow_paid else ("free",)
+    wanted: set[str] = set()
+    for tier in tiers:
+        of_tier = [c for c in static if c.model.tier == tier]
+        wanted.update(c.id for c in sorted(of_tier, key=sort_key("score"))[: settings.pool.health.candidates_per_tier])
+        for spec in settings.aliases.values():
+            fitting = sorted((c for c in of_tier if matches(c.model, spec)), key=sort_key(spec.sort_by))
+            wanted.update(c.id for c in fitting[: 2 * spec.size.get(tier, 0)])
+    if previous is not None:
+        seated = {d.model for d in previous.deployments.values() if d.provider == "openrouter"}
+        wanted.update(seated & set(catalogue.models))
+    return sorted(wanted)
 
 
 def openrouter_deployment_id(model_id: str) -> str:

@@ -90,7 +90,7 @@ def _reset_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
 
         sb = request.getfixturevalue("sandbox")
         sb.server.set_plan(FaultPlan())
-        sb.server.reset_calls()
+        sb.server.reset()
 
 
 @pytest.fixture

@@ -102,11 +102,13 @@ class Engine:
     # -- public -------------------------------------------------------------------------
 
     async def complete(self, request: ChatRequest, snapshot: Snapshot) -> Outcome[dict[str, Any]]:
+        first_byte_s = self._settings.timeouts.first_byte_s
+
         async def call(dep: Deployment, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
             if dep.wire == "openai":
                 return await self._wire.complete(
-                    url=snapshot.url(dep), api_key=snapshot.api_key(dep),
-                    body=body, timeout_s=timeout_s, model=dep.model,
+                    url=snapshot.url(dep), api_key=snapshot.api_key(dep), body=body,
+                    first_byte_s=first_byte_s, timeout_s=timeout_s, model=dep.model,
                 )
             return await translate.complete(
                 params=self._litellm_params(dep, snapshot), body=body, timeout_s=timeout_s, model=dep.model
@@ -122,7 +124,7 @@ class Engine:
             if dep.wire == "openai":
                 source: Any = await self._wire.stream(
                     url=snapshot.url(dep), api_key=snapshot.api_key(dep),
-                    body=body, timeout_s=timeout_s, model=dep.model,
+                    body=body, timeout_s=min(timeouts.first_byte_s, timeout_s), model=dep.model,
                 )
             else:
                 source = await translate.stream(

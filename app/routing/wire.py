@@ -42,18 +42,23 @@ class OpenAIWire:
         return headers
 
     async def complete(
-        self, *, url: str, api_key: str | None, body: Mapping[str, Any], timeout_s: float, model: str
+        self, *, url: str, api_key: str | None, body: Mapping[str, Any], first_byte_s: float, timeout_s: float,
+        model: str,
     ) -> dict[str, Any]:
+        """Response headers must arrive within `first_byte_s`; the whole answer within `timeout_s`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(min(first_byte_s, timeout_s)) as scope:
                 async with self._session.post(
                     url, data=json.dumps(body).encode(), headers=self._headers(api_key), timeout=self._connect
                 ) as resp:
+                    scope.reschedule(deadline)
                     raw = await resp.read()
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
         except TimeoutError:
-            raise AttemptError("timeout", f"{model}: no answer within {timeout_s:.1f}s") from None
+            raise AttemptError("timeout", f"{model}: no answer in time") from None
         except aiohttp.ClientError as exc:
             raise AttemptError("connection_error", f"{model}: {type(exc).__name__}") from None
         payload = _loads(raw)

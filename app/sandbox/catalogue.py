@@ -81,10 +81,11 @@ class Catalogue:
         infos = [model_info(entry) for entry in self.entries]
         by_id = {info.id: info for info in infos}
         by_slug = dict(by_id)
-        # `links.details` uses the canonical slug; plain ids win over suffixed
-        # ones (`x:free` shares its canonical slug with `x`).
-        for info in sorted(infos, key=lambda i: ":" not in i.id):
-            by_slug.setdefault(info.canonical_slug, info)
+        # `links.details` uses the canonical slug.  Variants (`x:free`,
+        # `x:batch`) share it with `x` and are reached by their own id only.
+        for info in infos:
+            if ":" not in info.id:
+                by_slug.setdefault(info.canonical_slug, info)
         object.__setattr__(self, "by_id", by_id)
         object.__setattr__(self, "by_slug", by_slug)
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from app.sandbox.chat import ChatRequest
 from app.sandbox.catalogue import ModelInfo
+from app.sandbox.chat import ChatRequest
 from app.sandbox.errors import context_too_long, http_error, provider_rate_limited
 from app.sandbox.faults import ModelFaults
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -25,7 +26,13 @@ from app.sandbox.chat import (
 from app.sandbox.decide import CallContext, Fate
 from app.sandbox.endpoints import endpoints_body, primary_provider
 from app.sandbox.errors import error_body, http_error
-from app.sandbox.streaming import StreamFault, StreamPlan, close_connection, stream_fault, write_stream
+from app.sandbox.streaming import (
+    StreamFault,
+    StreamPlan,
+    close_connection,
+    stream_fault,
+    write_stream,
+)
 
 if TYPE_CHECKING:
     from app.sandbox.server import SandboxServer
@@ -65,11 +72,12 @@ def error_response(code: int, message: str) -> web.Response:
 
 
 @web.middleware
-async def _error_shape(request: web.Request, handler: Any) -> web.StreamResponse:
+async def _error_shape(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Every error leaves in OpenRouter's shape, even aiohttp's own 404/405/413."""
     try:
-        response: web.StreamResponse = await handler(request)
-        return response
+        return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -258,7 +266,7 @@ async def _answer(
     ctx: CallContext,
     meta: ResponseMeta,
     fate: Fate,
-    record: Any,
+    record: Callable[[str], None],
 ) -> web.StreamResponse:
     chat: ChatRequest = ctx.request
     answer = build_answer(

@@ -21,6 +21,7 @@ from app.selection import (
     Candidate,
     build_pool,
     eligible_candidates,
+    health_targets,
     hold_seats,
     pool_overlap,
     rank_weight,
@@ -326,11 +327,26 @@ def test_hold_seats_table(
     assert [c.id for c in chosen] == expected
 
 
-def test_hysteresis_on_context_uses_log_context(catalogue: Catalogue) -> None:
-    first = build(catalogue)
-    incumbents = member_models(first, "long")
-    second = build(catalogue, previous=first)
-    assert member_models(second, "long") == incumbents
+def _free_long(pool: Pool) -> list[str]:
+    return [d.model for m, d in pool.members_of("long") if m.order == 1]
+
+
+def test_context_hysteresis_keeps_an_equal_context_incumbent(catalogue: Catalogue) -> None:
+    fresh = _free_long(build(catalogue))
+    assert "google/gemma-4-31b-it:free" in fresh and "google/gemma-4-26b-a4b-it:free" not in fresh
+    first = build(without(catalogue, {"google/gemma-4-31b-it:free"}))
+    assert "google/gemma-4-26b-a4b-it:free" in _free_long(first)
+    # Same 262,144 context: the better-scored challenger is not worth a swap.
+    second = _free_long(build(catalogue, previous=first))
+    assert "google/gemma-4-26b-a4b-it:free" in second and "google/gemma-4-31b-it:free" not in second
+
+
+def test_context_hysteresis_lets_a_much_longer_context_in(catalogue: Catalogue) -> None:
+    million = {"nvidia/nemotron-3-ultra-550b-a55b:free", "nvidia/nemotron-3.5-lightning:free"}
+    first = build(without(catalogue, million))
+    assert not million & set(_free_long(first))
+    # 1M vs 262k is log2(3.8)/8 = 0.24 of merit, more than the 0.10 margin.
+    assert _free_long(build(catalogue, previous=first)) == _free_long(build(catalogue))
 
 
 # --- overlap ---------------------------------------------------------------------------
@@ -345,3 +361,20 @@ def test_pool_overlap_is_jaccard_over_alias_members(catalogue: Catalogue) -> Non
     empty = build(without(catalogue, set(catalogue.models)))
     assert pool_overlap(empty, empty) == 1.0
     assert pool_overlap(full, empty) == 0.0
+
+
+# --- health targets --------------------------------------------------------------------
+
+
+def test_health_targets_cover_every_seat_and_stay_bounded(catalogue: Catalogue) -> None:
+    pool = build(catalogue)
+    targets = health_targets(catalogue=catalogue, settings=settings(), previous=pool, now=NOW)
+    seated = {d.model for d in pool.deployments.values()}
+    assert seated <= set(targets)
+    assert targets == sorted(targets) and len(targets) <= 2 * 24 + 2 * (12 + 10 + 6 + 8 + 8)
+    assert "openrouter/auto" not in targets
+
+
+def test_health_targets_skip_paid_when_paid_is_not_allowed(catalogue: Catalogue) -> None:
+    targets = health_targets(catalogue=catalogue, settings=pool_settings(allow_paid=False), previous=None, now=NOW)
+    assert targets and all(catalogue.models[t].tier == "free" for t in targets)

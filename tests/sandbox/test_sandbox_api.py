@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from app.sandbox import SandboxServer
+
 from .helpers import (
     FREE_MODEL,
     NO_TOOLS_MODEL,
@@ -52,10 +53,10 @@ async def test_catalogue_serves_the_whole_snapshot(sb_client: httpx.AsyncClient)
 
 @pytest.mark.asyncio
 async def test_catalogue_path_selects_another_snapshot() -> None:
-    async with SandboxServer(catalogue_path=DATA / "models-2026-01-29.json") as server:
-        async with httpx.AsyncClient(base_url=server.base_url) as http:
-            body = (await http.get("/models")).json()
-            endpoints = await http.get("/models/meta-llama/llama-3.3-70b-instruct:free/endpoints")
+    server = SandboxServer(catalogue_path=DATA / "models-2026-01-29.json")
+    async with server, httpx.AsyncClient(base_url=server.base_url) as http:
+        body = (await http.get("/models")).json()
+        endpoints = await http.get("/models/meta-llama/llama-3.3-70b-instruct:free/endpoints")
     assert len(body["data"]) == 347
     assert "total_count" not in body
     assert endpoints.status_code == 200
@@ -294,21 +295,21 @@ async def test_bad_requests_get_openrouter_errors(sb_client: httpx.AsyncClient) 
 
 @pytest.mark.asyncio
 async def test_auth_required_and_require_key() -> None:
-    async with SandboxServer(require_key="sk-right") as server:
-        async with httpx.AsyncClient(base_url=server.base_url) as http:
-            missing = await http.post("/chat/completions", json=chat_body(PAID_MODEL))
-            wrong = await http.post(
-                "/chat/completions",
-                json=chat_body(PAID_MODEL),
-                headers={"Authorization": "Bearer sk-wrong"},
-            )
-            right = await http.post(
-                "/chat/completions",
-                json=chat_body(PAID_MODEL),
-                headers={"Authorization": "Bearer sk-right"},
-            )
-            endpoints = await http.get("/models/openai/gpt-4o/endpoints")
-            models = await http.get("/models")
+    server = SandboxServer(require_key="sk-right")
+    async with server, httpx.AsyncClient(base_url=server.base_url) as http:
+        missing = await http.post("/chat/completions", json=chat_body(PAID_MODEL))
+        wrong = await http.post(
+            "/chat/completions",
+            json=chat_body(PAID_MODEL),
+            headers={"Authorization": "Bearer sk-wrong"},
+        )
+        right = await http.post(
+            "/chat/completions",
+            json=chat_body(PAID_MODEL),
+            headers={"Authorization": "Bearer sk-right"},
+        )
+        endpoints = await http.get("/models/openai/gpt-4o/endpoints")
+        models = await http.get("/models")
     assert missing.status_code == 401
     assert missing.json() == {"error": {"code": 401, "message": "No auth credentials found"}}
     assert wrong.status_code == 401

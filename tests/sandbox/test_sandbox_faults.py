@@ -129,7 +129,7 @@ async def test_stream_stall_keeps_connection_silent(sandbox_server: SandboxServe
             ) as resp:
                 async for line in resp.aiter_lines():
                     received.append(line)
-    assert [line for line in received if line.startswith("data: ")][0].startswith("data: {")
+    assert next(line for line in received if line.startswith("data: ")).startswith("data: {")
     assert sum(line.startswith("data: ") for line in received) == 1
     assert sandbox_server.calls[-1].outcome == "stream_stall"
 
@@ -169,7 +169,9 @@ async def test_no_done_ends_after_usage(
 
 
 @pytest.mark.asyncio
-async def test_delays_in_streams(sb_client: httpx.AsyncClient, sandbox_server: SandboxServer) -> None:
+async def test_delays_in_streams(
+    sb_client: httpx.AsyncClient, sandbox_server: SandboxServer
+) -> None:
     sandbox_server.set_plan(only(PAID_MODEL, first_token_delay_ms=100, chunk_delay_ms=10))
     started = time.monotonic()
     _, payloads = await read_sse(sb_client, chat_body(PAID_MODEL))
@@ -273,7 +275,7 @@ async def test_endpoints_reflect_faults(
             FREE_MODEL: ModelFaults.model_validate(
                 {"endpoint_status": None, "uptime": None, "latency_p50_ms": 900}
             ),
-            "openai/gpt-4o-mini": ModelFaults(endpoint_status=-2, uptime=42.0, endpoints_error=None),
+            "openai/gpt-4o-mini": ModelFaults(endpoint_status=-2, uptime=42.0),
             "openai/o3": ModelFaults(endpoints_error=503),
         }
     )

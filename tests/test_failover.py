@@ -1,0 +1,221 @@
+"""Upstream failure modes against the sandbox: what the client sees, and how fast.
+
+Most tests use two static deployments on the sandbox so the chain is deterministic:
+`primary` (model A) falls back to `backup` (model B).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from app.sandbox import FaultPlan, ModelFaults
+
+A = "poolside/laguna-s-2.1:free"
+B = "z-ai/glm-5.2:free"
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+@pytest.fixture
+def chain(start_gateway: Callable[..., Any], sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    monkeypatch.setenv("SANDBOX_UPSTREAM_KEY", "sk-static-test-key")
+    common = {"api_base": sandbox.base_url, "wire": "openai", "api_key_env": "SANDBOX_UPSTREAM_KEY"}
+
+    def start(**overrides: Any) -> Any:
+        settings: dict[str, Any] = {
+            "deployments": [
+                {"name": "primary", "model": f"openai/{A}", **common},
+                {"name": "backup", "model": f"openai/{B}", **common},
+            ],
+            "fallbacks": {"primary": ["backup"]},
+            "retries": {"backoff_base_s": 0.01, "cooldown_s": 30},
+            "pool": {"health": {"enabled": False}},
+        }
+        for key, value in overrides.items():
+            settings[key] = {**settings[key], **value} if isinstance(settings.get(key), dict) else value
+        return start_gateway(**settings)
+
+    return start
+
+
+def plan(sandbox: Any, **models: ModelFaults) -> None:
+    sandbox.server.set_plan(FaultPlan(models={A if k == "A" else B: v for k, v in models.items()}))
+
+
+def chat(gw: Any, model: str = "primary", *, timeout: float = 30, **extra: Any) -> httpx.Response:
+    return httpx.post(f"{gw.url}/v1/chat/completions", json={"model": model, "messages": HELLO, **extra},
+                      timeout=timeout)
+
+
+def stream_lines(gw: Any, model: str = "primary") -> tuple[httpx.Response, list[str]]:
+    body = {"model": model, "messages": HELLO, "stream": True}
+    with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body, timeout=30) as resp:
+        lines = [line for line in resp.iter_lines() if line]
+    return resp, lines
+
+
+def content_of(resp: httpx.Response) -> str:
+    return str(resp.json()["choices"][0]["message"]["content"])
+
+
+def test_500_once_is_retried_and_succeeds(chain: Callable[..., Any], sandbox: Any) -> None:
+    gw = chain()
+    plan(sandbox, A=ModelFaults(fail_next=1, fail_next_code=500))
+    resp = chat(gw)
+    assert resp.status_code == 200
+    assert resp.headers["x-switchyard-attempts"] == "2"
+    assert f"Hello from {A}" in content_of(resp)
+    assert [c.outcome for c in sandbox.server.calls_for(A)] == ["500", "ok"]
+
+
+def test_429_with_retry_after_benches_the_deployment(chain: Callable[..., Any], sandbox: Any) -> None:
+    gw = chain()
+    plan(sandbox, A=ModelFaults(rate_limit_rate=1.0, retry_after_s=30))
+    first = chat(gw)
+    assert first.status_code == 200 and first.headers["x-switchyard-fallback"] == "true"
+    assert first.headers["x-switchyard-model"] == "backup"
+    for _ in range(3):
+        assert chat(gw).status_code == 200
+    assert len(sandbox.server.calls_for(A)) == 1
+
+
+def test_429_everywhere_answers_429_with_retry_after(chain: Callable[..., Any], sandbox: Any) -> None:
+    gw = chain()
+    plan(sandbox, A=ModelFaults(rate_limit_rate=1.0, retry_after_s=5), B=ModelFaults(rate_limit_rate=1.0, retry_after_s=7))
+    started = time.monotonic()
+    resp = chat(gw)
+    assert time.monotonic() - started < 3
+    assert resp.status_code == 429
+    assert 1 <= int(resp.headers["retry-after"]) <= 7
+    assert resp.json()["error"]["code"] == "rate_limited"
+
+
+def test_persistent_503_cools_down_then_recovers(chain: Callable[..., Any], sandbox: Any) -> None:
+    gw = chain(retries={"cooldown_s": 1.0, "allowed_fails": 1})
+    plan(sandbox, A=ModelFaults(error_rate=1.0, error_codes=[503]))
+    for _ in range(6):
+        resp = chat(gw)
+        assert resp.status_code == 200 and resp.headers["x-switchyard-model"] == "backup"
+    assert len(sandbox.server.calls_for(A)) <= 3  # benched after allowed_fails + 1 failures
+    sandbox.server.set_plan(FaultPlan())
+    time.sleep(1.2)
+    assert chat(gw).headers["x-switchyard-model"] == "primary"
+
+
+def test_connection_reset_falls_back_at_once(chain: Callable[..., Any], sandbox: Any) -> None:
+    gw = chain()
+    plan(sandbox, A=ModelFaults(reset_rate=1.0))
+    started = time.monotonic()
+    resp = chat(gw)
+    assert resp.status_code == 200 and resp.headers["x-switchyard-model"] == "backup"
+    assert time.monotonic() - started < 2
+
+
+def test_hung_upstream_is_abandoned_after_the_timeout(chain: Callable[..., Any], sandbox: Any) -> None:
+    gw = chain(timeouts={"first_byte_s": 0.5})
+    plan(sandbox, A=ModelFaults(hang_rate=1.0))
+    started = time.monotonic()
+    resp = chat(gw)
+    elapsed = time.monotonic() - started
+    assert resp.status_code == 200 and resp.headers["x-switchyard-model"] == "backup"
+    assert 0.5 <= elapsed < 2.5
+
+
+def test_overall_deadline_bounds_the_request(chain: Callable[..., Any], sandbox: Any) -> None:
+    gw = chain(timeouts={"first_byte_s": 5, "request_deadline_s": 1.0})
+    plan(sandbox, A=ModelFaults(hang_rate=1.0), B=ModelFaults(hang_rate=1.0))
+    started = time.monotonic()
+    resp = chat(gw)
+    assert time.monotonic() - started < 1.8
+    assert resp.status_code == 504
+
+
+def test_slow_first_token_stream_fails_over(chain: Callable[..., Any], sandbox: Any) -> None:
+    gw = chain(timeouts={"stream_first_token_s": 0.5})
+    plan(sandbox, A=ModelFaults(first_token_delay_ms=3000))
+    started = time.monotonic()
+    resp, lines = stream_lines(gw)
+    assert time.monotonic() - started < 2.5
+    assert resp.headers["x-switchyard-model"] == "backup"
+    assert lines[-1] == "data: [DONE]" and B in "".join(lines)
+
+
+@pytest.mark.parametrize("faults", [ModelFaults(stream_cut_after=0), ModelFaults(stream_error_after=0),
+                                    ModelFaults(malformed_after=0), ModelFaults(error_200_rate=1.0)])
+def test_stream_failing_before_first_byte_fails_over_transparently(
+    chain: Callable[..., Any], sandbox: Any, faults: ModelFaults
+) -> None:
+    gw = chain()
+    plan(sandbox, A=faults)
+    resp, lines = stream_lines(gw)
+    assert resp.status_code == 200 and resp.headers["x-switchyard-model"] == "backup"
+    assert lines[-1] == "data: [DONE]"
+    assert not any('"error"' in line for line in lines)
+
+
+@pytest.mark.parametrize("faults", [ModelFaults(stream_cut_after=2), ModelFaults(stream_error_after=2),
+                                    ModelFaults(malformed_after=2), ModelFaults(no_done=True),
+                                    ModelFaults(stream_stall_after=2)])
+def test_stream_broken_after_bytes_ends_with_one_error_frame(
+    chain: Callable[..., Any], sandbox: Any, faults: ModelFaults
+) -> None:
+    gw = chain(timeouts={"stream_idle_s": 0.5})
+    plan(sandbox, A=faults)
+    started = time.monotonic()
+    resp, lines = stream_lines(gw)
+    assert time.monotonic() - started < 3
+    assert resp.headers["x-switchyard-model"] == "primary"
+    assert lines[-1] == "data: [DONE]"
+    errors = [json.loads(line[6:]) for line in lines[:-1] if '"error"' in line]
+    assert len(errors) == 1 and errors[0]["error"]["type"] == "upstream_error"
+    assert lines[-2].startswith('data: {"error"')
+
+
+def test_error_inside_http_200_is_treated_as_an_error(chain: Callable[..., Any], sandbox: Any) -> None:
+    gw = chain()
+    plan(sandbox, A=ModelFaults(error_200_rate=1.0))
+    resp = chat(gw)
+    assert resp.status_code == 200 and resp.headers["x-switchyard-model"] == "backup"
+
+
+def test_invalid_request_is_returned_at_once(chain: Callable[..., Any], sandbox: Any) -> None:
+    gw = chain()
+    plan(sandbox, A=ModelFaults(error_rate=1.0, error_codes=[400]))
+    resp = chat(gw)
+    assert resp.status_code == 400
+    assert len(sandbox.server.calls_for(A)) == 1 and sandbox.server.calls_for(B) == []
+
+
+def test_context_overflow_goes_to_the_larger_context_group(start_gateway: Callable[..., Any], sandbox: Any) -> None:
+    gw = start_gateway(
+        aliases={"small": {"tiers": ["free"], "size": {"free": 3}, "context_window_fallbacks": ["big"]},
+                 "big": {"tiers": ["paid"], "size": {"paid": 1}, "sort_by": "context"}},
+        pool={"health": {"enabled": False}},
+    )
+    sandbox.server.set_plan(FaultPlan(free_models=ModelFaults(context_length=50)))
+    resp = httpx.post(f"{gw.url}/v1/chat/completions", timeout=30,
+                      json={"model": "small", "messages": [{"role": "user", "content": "word " * 200}]})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-switchyard-group"] == "big"
+    free_calls = [c for c in sandbox.server.calls if c.model.endswith(":free")]
+    assert len(free_calls) == 1  # no retry inside the group that overflowed
+
+
+def test_upstream_401_is_not_retried_and_hides_the_key(start_gateway: Callable[..., Any], sandbox: Any) -> None:
+    from tests.conftest import OPENROUTER_TEST_KEY
+
+    gw = start_gateway(pool={"health": {"enabled": False}})
+    sandbox.server.set_plan(FaultPlan(default=ModelFaults(error_rate=1.0, error_codes=[401]),
+                                      free_models=ModelFaults(error_rate=1.0, error_codes=[401])))
+    resp = chat(gw, "auto")
+    assert resp.status_code == 502
+    assert resp.json()["error"]["code"] == "upstream_auth"
+    assert OPENROUTER_TEST_KEY not in resp.text
+    assert len(sandbox.server.calls) == 1  # every OpenRouter deployment shares the credential: all benched
+    assert chat(gw, "auto").status_code in (429, 503)
+    assert len(sandbox.server.calls) == 1
