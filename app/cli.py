@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -84,7 +85,7 @@ def serve(settings: Any) -> int:
         port=settings.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s) or None,
         timeout_keep_alive=30,
     )
     return 0

@@ -207,6 +207,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="SWITCHYARD_",
+        env_nested_delimiter="__",
+        env_ignore_empty=True,
         extra="forbid",
         frozen=True,
         populate_by_name=True,
@@ -281,7 +283,8 @@ class Settings(BaseSettings):
 
     @property
     def auth_required(self) -> bool:
-        return bool(self.api_keys) and not self.auth_disabled
+        """Keys, once configured, are always enforced; `auth_disabled` only allows running open off loopback."""
+        return bool(self.api_keys)
 
     @classmethod
     def settings_customise_sources(

@@ -20,14 +20,13 @@ from typing import Any
 
 import httpx
 
-from app.catalogue import Catalogue, fetch_catalogue, filter_reasons, load_id_list, parse_catalogue
+from app.catalogue import Catalogue, fetch_catalogue, load_id_list, parse_catalogue
 from app.config import Settings
 from app.health import PassiveStats, read_health
 from app.pool import Pool, make_pool, static_groups
 from app.routing.budget import FreeTierBudget
 from app.routing.snapshot import SnapshotHolder, build_snapshot
-from app.scoring import static_score
-from app.selection import build_pool
+from app.selection import build_pool, health_targets
 
 log = logging.getLogger("switchyard.refresh")
 
@@ -73,6 +72,7 @@ class PoolManager:
         except Exception as exc:  # any failure here must still leave the gateway serving
             reason = f"catalogue unavailable at start ({_describe(exc)})"
             log.warning("%s", reason)
+        self._load_persisted_catalogue()
         persisted = self._load_persisted_pool()
         if persisted is not None:
             pool = _replace_source(persisted, source="persisted", degraded=f"{reason}; serving the persisted pool")
@@ -144,15 +144,18 @@ class PoolManager:
             self._persist("catalogue.json", payload)
         assert self._catalogue is not None
         allow, block = self._lists()
+        current = self._holder.current
         if settings.pool.health.enabled:
             cycle = await read_health(
                 self._http, base_url=self._base_url, api_key=self._api_key,
-                model_ids=self._health_candidates(allow, block, now), settings=settings.pool.health,
+                model_ids=health_targets(catalogue=self._catalogue, settings=settings,
+                                         previous=current.pool if current else None, now=now, allow=allow,
+                                         block=block),
+                settings=settings.pool.health,
                 previous=self._health,
             )
             self._health = cycle.scores
         self._health_at = now
-        current = self._holder.current
         pool = build_pool(
             catalogue=self._catalogue, health=self._health, passive=self._passive.snapshot(),
             settings=settings, previous=current.pool if current else None, now=now, allow=allow, block=block,
@@ -160,19 +163,6 @@ class PoolManager:
         await self._publish(pool)
         self._persist("pool.json", pool.to_json())
         return pool
-
-    def _health_candidates(self, allow: frozenset[str], block: frozenset[str], now: float) -> list[str]:
-        assert self._catalogue is not None
-        per_tier = self._settings.pool.health.candidates_per_tier
-        ranked: dict[str, list[tuple[float, str]]] = {"free": [], "paid": []}
-        for model in self._catalogue.models.values():
-            if filter_reasons(model, settings=self._settings.pool, now=now, allow=allow, block=block):
-                continue
-            ranked[model.tier].append((static_score(model, now=now), model.id))
-        chosen: list[str] = []
-        for tier in ("free", "paid"):
-            chosen += [mid for _, mid in sorted(ranked[tier], key=lambda p: (-p[0], p[1]))[:per_tier]]
-        return chosen
 
     def _lists(self) -> tuple[frozenset[str], frozenset[str]]:
         pool_settings = self._settings.pool
@@ -201,6 +191,13 @@ class PoolManager:
             os.replace(tmp, target)
         except OSError as exc:
             log.warning("could not persist %s: %s", name, exc)
+
+    def _load_persisted_catalogue(self) -> None:
+        """Health refreshes can go on from the last good catalogue while the catalogue is down."""
+        try:
+            self._catalogue = parse_catalogue(json.loads((self._dir / "catalogue.json").read_text()))
+        except (OSError, ValueError) as exc:
+            log.info("no usable persisted catalogue: %s", _describe(exc))
 
     def _load_persisted_pool(self) -> Pool | None:
         path: Path = self._dir / "pool.json"

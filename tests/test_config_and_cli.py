@@ -111,3 +111,22 @@ def test_pool_command_prints_litellm_config(tmp_path: Path) -> None:
     assert {"auto", "free", "paid"} <= names
     assert all(e["litellm_params"]["model"].startswith("openrouter/") for e in config["model_list"])
     assert "sk-" not in result.stdout
+
+
+def test_empty_env_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENROUTER_API_KEY", "")
+    monkeypatch.setenv("SWITCHYARD_ADMIN_KEY", "")
+    settings = load_settings()
+    assert settings.openrouter_api_key is None and settings.admin_key is None
+    assert settings.use_sandbox
+
+
+def test_nested_options_have_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHYARD_TIMEOUTS__CONNECT_S", "3.5")
+    monkeypatch.setenv("SWITCHYARD_POOL__HEALTH__MIN_UPTIME", "95")
+    settings = load_settings()
+    assert settings.timeouts.connect_s == 3.5 and settings.pool.health.min_uptime == 95
+
+
+def test_configured_keys_are_enforced_even_with_auth_disabled() -> None:
+    assert load_settings(host="0.0.0.0", auth_disabled=True, api_keys="k").auth_required

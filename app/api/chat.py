@@ -40,7 +40,8 @@ async def chat_completions(request: Request, state: State) -> Response:
     snapshot = state.holder.current
     if snapshot is None:
         raise NotReady("No routable pool yet; see GET /readyz.")
-    log = RequestLog(request_id=request_id, requested=chat.model, stream=chat.stream, settings=state.settings)
+    log = RequestLog(request_id=request_id, requested=chat.model, stream=chat.stream, settings=state.settings,
+                     messages=chat.body.get("messages"))
     try:
         if chat.stream:
             return await _stream(state, snapshot, chat, log)
@@ -49,7 +50,7 @@ async def chat_completions(request: Request, state: State) -> Response:
         log.failed(exc)
         raise
     payload = _normalise(outcome.value, outcome)
-    log.finished(outcome, status=200, usage=payload.get("usage"))
+    log.finished(outcome, status=200, usage=payload.get("usage"), completion=payload.get("choices"))
     headers = _headers(request_id, outcome, payload.get("usage"))
     return Response(json.dumps(payload).encode(), media_type="application/json", headers=headers)
 

@@ -15,13 +15,18 @@ log = logging.getLogger("switchyard.requests")
 
 
 class RequestLog:
-    def __init__(self, *, request_id: str, requested: str, stream: bool, settings: Settings) -> None:
+    def __init__(self, *, request_id: str, requested: str, stream: bool, settings: Settings,
+                 messages: Any = None) -> None:
         self.request_id = request_id
         self._requested = requested
         self._stream = stream
         self._started = time.monotonic()
+        # Prompt and completion text only when the operator asked for it.
+        self._log_text = settings.log_prompts
+        self._messages = messages if settings.log_prompts else None
 
-    def finished(self, outcome: Outcome[Any], *, status: int, usage: Any, stream_error: str | None = None) -> None:
+    def finished(self, outcome: Outcome[Any], *, status: int, usage: Any, stream_error: str | None = None,
+                 completion: Any = None) -> None:
         usage = usage if isinstance(usage, dict) else {}
         self._emit(
             status=status,
@@ -36,6 +41,8 @@ class RequestLog:
             completion_tokens=usage.get("completion_tokens"),
             cost_usd=usage.get("cost"),
             stream_error=stream_error,
+            messages=self._messages,
+            completion=completion if self._log_text else None,
         )
 
     def failed(self, exc: BaseException) -> None:

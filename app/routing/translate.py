@@ -42,7 +42,8 @@ def to_attempt_error(exc: Exception, *, model: str) -> AttemptError:
     status = getattr(exc, "status_code", None)
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None) or {}
-    message = str(getattr(exc, "message", "") or type(exc).__name__)
+    message = str(getattr(exc, "message", "") or type(exc).__name__).strip()
+    message = (message.splitlines() or [type(exc).__name__])[0][:300]  # never a traceback
     return AttemptError(
         kind,
         f"{model}: {message}"[:500],

@@ -186,7 +186,7 @@ async def _read_json(request: web.Request) -> Any:
     raw = await request.read()
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return _INVALID
 
 

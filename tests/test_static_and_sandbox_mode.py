@@ -1,0 +1,56 @@
+"""Static deployments from config (both paths), and the no-key sandbox mode."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+MODEL = "z-ai/glm-5.2:free"
+
+
+def test_translated_path_serves_and_streams(start_gateway: Callable[..., Any], sandbox: Any,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`wire: litellm` goes through litellm.acompletion: same API, same headers."""
+    monkeypatch.setenv("SANDBOX_UPSTREAM_KEY", "sk-static-test-key")
+    gw = start_gateway(deployments=[{"name": "translated", "model": f"openai/{MODEL}", "api_base": sandbox.base_url,
+                                     "wire": "litellm", "api_key_env": "SANDBOX_UPSTREAM_KEY"}],
+                       pool={"health": {"enabled": False}})
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="x", max_retries=0)
+    completion = client.chat.completions.create(model="translated", messages=[{"role": "user", "content": "hi"}])
+    assert f"Hello from {MODEL}" in completion.choices[0].message.content
+    call = sandbox.server.calls_for(MODEL)[-1]
+    assert call.headers["Authorization"] == "Bearer ***"
+    chunks = list(client.chat.completions.create(model="translated", messages=[{"role": "user", "content": "hi"}],
+                                                 stream=True))
+    assert "Hello from" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_static_group_falls_back_to_an_alias(start_gateway: Callable[..., Any], sandbox: Any,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    gw = start_gateway(deployments=[{"name": "local", "model": "openai/llama3.1", "api_base": "http://127.0.0.1:9",
+                                     "wire": "openai"}],
+                       fallbacks={"local": ["auto"]}, pool={"health": {"enabled": False}})
+    resp = httpx.post(f"{gw.url}/v1/chat/completions", timeout=30,
+                      json={"model": "local", "messages": [{"role": "user", "content": "hi"}]})
+    assert resp.status_code == 200
+    assert resp.headers["x-switchyard-fallback"] == "true" and resp.headers["x-switchyard-group"] == "auto"
+    models = httpx.get(f"{gw.url}/v1/models").json()["data"]
+    local = next(m for m in models if m["id"] == "local")
+    assert local["kind"] == "static" and local["tier"] == "static"
+
+
+def test_without_a_key_the_builtin_sandbox_serves(start_gateway: Callable[..., Any],
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="switchyard")
+    gw = start_gateway(sandbox="auto", openrouter_api_key=None,
+                       openrouter_base_url="https://openrouter.ai/api/v1", pool={"health": {"enabled": False}})
+    assert "no OPENROUTER_API_KEY: serving the sandbox catalogue with simulated answers" in caplog.text
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="x", max_retries=0)
+    completion = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+    assert "Hello from" in completion.choices[0].message.content
+    assert gw.state.holder.current.pool.source == "live"
