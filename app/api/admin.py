@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.api.deps import AdminAuth, State
-from app.errors import NotReady
+from app.errors import NotReady, UpstreamFailed
 
 router = APIRouter(prefix="/admin", dependencies=[AdminAuth])
 
@@ -47,5 +47,11 @@ async def admin_pool(state: State) -> dict[str, Any]:
 
 @router.post("/refresh", summary="Rebuild the pool now (catalogue and health)")
 async def admin_refresh(state: State) -> dict[str, Any]:
-    await state.manager.refresh(full=True)
+    try:
+        await state.manager.refresh(full=True)
+    except Exception as exc:  # the refresh failed; the live pool stays as it was
+        raise UpstreamFailed(
+            f"Refresh failed, the current pool is kept: {state.manager.last_attempt.get('error', type(exc).__name__)}",
+            status=502, code="refresh_failed",
+        ) from None
     return {"status": "ok", "refresh": state.manager.status()}

@@ -62,6 +62,17 @@ class FreeTierBudget:
     def exhaust(self, until: float) -> None:
         self.exhausted_until = max(until, self.exhausted_until or 0.0)
 
+    def retry_after(self, now: float | None = None) -> float:
+        """Seconds until the budget admits a free request again (0 when it does now)."""
+        now = time.time() if now is None else now
+        if self.available(now):
+            return 0.0
+        if self.exhausted_until is not None:
+            return self.exhausted_until - now
+        if self._per_day is not None and self._day_count >= max(0, self._per_day - self._headroom):
+            return (self._day + 1) * 86400 - now
+        return max(0.0, self._recent[0] + 60.0 - now) if self._recent else 1.0
+
     def remaining_minute(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
         self._roll(now)

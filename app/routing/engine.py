@@ -314,12 +314,21 @@ class Engine:
             return InvalidRequest(f"No deployment behind '{start_group}' supports {what}.", param="model", code=code)
         if not members:
             return UpstreamFailed(f"'{start_group}' has no deployments right now.", status=503, code="no_deployments")
-        retry = max(1, round(self._min_cooldown(walk, start_group) or 1))
+        cooling = self._min_cooldown(walk, start_group)
+        if not self._budget.available() and all(
+            walk.snapshot.pool.deployments[m.deployment_id].tier == "free" for m in members
+        ):
+            wait = self._budget.retry_after()
+            return UpstreamFailed(
+                f"The account-wide free-model quota is spent; '{start_group}' has only free models. "
+                f"Retry in {wait:.0f}s or use a group with paid models.",
+                status=429, code="free_quota_exhausted", headers={"Retry-After": str(max(1, round(wait)))},
+            )
         return UpstreamFailed(
-            f"Every deployment for '{start_group}' is cooling down or over budget; retry shortly.",
-            status=429 if not self._budget.available() else 503,
+            f"Every deployment for '{start_group}' is cooling down; retry shortly.",
+            status=429 if cooling else 503,
             code="no_deployments_available",
-            headers={"Retry-After": str(retry)},
+            headers={"Retry-After": str(max(1, round(cooling or 1)))},
         )
 
     def _min_cooldown(self, walk: _Walk, group: str) -> float | None:
