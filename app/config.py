@@ -58,6 +58,7 @@ class Retries(_Section):
     backoff_base_s: float = Field(0.05, ge=0)
     backoff_max_s: float = Field(2.0, ge=0)
     cooldown_s: float = Field(30.0, ge=0)
+    cooldown_min_s: float = Field(2.0, ge=0)
     allowed_fails: int = Field(2, ge=0)
 
 

@@ -22,13 +22,23 @@ import httpx
 
 from app.catalogue import Catalogue, fetch_catalogue, load_id_list, parse_catalogue
 from app.config import Settings
-from app.health import PassiveStats, read_health
+from app.health import HealthScore, PassiveStats, read_health
 from app.pool import Pool, make_pool, static_groups
 from app.routing.budget import FreeTierBudget
 from app.routing.snapshot import SnapshotHolder, build_snapshot
 from app.selection import build_pool, health_targets
 
 log = logging.getLogger("switchyard.refresh")
+
+
+class RefreshObserver:
+    """Hook for metrics: every published pool and every refresh's outcome; the default does nothing."""
+
+    def on_publish(self, pool: Pool) -> None:
+        return None
+
+    def on_refresh(self, *, kind: str, outcome: str, duration_s: float) -> None:
+        return None
 
 
 class PoolManager:
@@ -42,8 +52,10 @@ class PoolManager:
         api_key: str | None,
         passive: PassiveStats,
         budget: FreeTierBudget,
+        observer: RefreshObserver | None = None,
     ) -> None:
         self._settings = settings
+        self._observer = observer or RefreshObserver()
         self._holder = holder
         self._http = http
         self._base_url = base_url.rstrip("/")
@@ -125,7 +137,9 @@ class PoolManager:
                 self.refreshes["failed"] += 1
                 self.last_attempt = {"at": time.time(), "kind": kind, "outcome": "failed", "error": _describe(exc),
                                      "duration_s": round(time.monotonic() - started, 3)}
+                self._observer.on_refresh(kind=kind, outcome="failed", duration_s=time.monotonic() - started)
                 raise
+            self._observer.on_refresh(kind=kind, outcome="ok", duration_s=time.monotonic() - started)
             self.refreshes["ok"] += 1
             self.last_success_at = time.time()
             self.last_attempt = {"at": self.last_success_at, "kind": kind, "outcome": "ok",
@@ -177,6 +191,7 @@ class PoolManager:
     async def _publish(self, pool: Pool) -> None:
         snapshot = await asyncio.to_thread(build_snapshot, pool, self._settings)
         self._holder.publish(snapshot)
+        self._observer.on_publish(pool)
         log.info("pool published: %d deployments, %d groups, source=%s",
                  len(pool.deployments), len(pool.groups), pool.source)
 
@@ -208,6 +223,11 @@ class PoolManager:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("persisted pool unreadable: %s", exc)
             return None
+
+    def gated(self) -> dict[str, str]:
+        """Models the last health cycle kept out of the pool, with the reason."""
+        return {model: score.reason or "gated" for model, score in self._health.items()
+                if isinstance(score, HealthScore) and score.gated}
 
     def status(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ from typing import Any
 
 from app.config import Settings
 from app.errors import GatewayError
+from app.metrics import RequestMeter, usage_cost, usage_tokens
 from app.routing.engine import Outcome
 
 log = logging.getLogger("switchyard.requests")
@@ -16,8 +17,11 @@ log = logging.getLogger("switchyard.requests")
 
 class RequestLog:
     def __init__(self, *, request_id: str, requested: str, stream: bool, settings: Settings,
-                 messages: Any = None) -> None:
+                 messages: Any = None, meter: RequestMeter | None = None) -> None:
         self.request_id = request_id
+        self._meter = meter
+        if meter is not None:
+            meter.begin(requested=requested, stream=stream)
         self._requested = requested
         self._stream = stream
         self._started = time.monotonic()
@@ -28,6 +32,10 @@ class RequestLog:
     def finished(self, outcome: Outcome[Any], *, status: int, usage: Any, stream_error: str | None = None,
                  completion: Any = None) -> None:
         usage = usage if isinstance(usage, dict) else {}
+        cost = usage_cost(usage, outcome.deployment)
+        if self._meter is not None:
+            self._meter.finished(outcome, usage=usage, cost=cost)
+        prompt, completion_tokens, reasoning = usage_tokens(usage)
         self._emit(
             status=status,
             group=outcome.group,
@@ -37,9 +45,11 @@ class RequestLog:
             fallback=outcome.fallback,
             attempts=[{"model": a.model, "outcome": a.outcome, "status": a.status,
                        "latency_ms": round(a.latency_s * 1000, 1)} for a in outcome.attempts],
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            cost_usd=usage.get("cost"),
+            prompt_tokens=prompt if usage else None,
+            completion_tokens=completion_tokens if usage else None,
+            reasoning_tokens=reasoning or None,
+            cost_usd=None if cost is None else round(cost.usd, 10),
+            cost_source=None if cost is None else cost.source,
             stream_error=stream_error,
             messages=self._messages,
             completion=completion if self._log_text else None,

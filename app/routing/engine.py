@@ -145,7 +145,7 @@ class Engine:
         """A stream broke after bytes reached the client: count it and bench as usual."""
         self._record(outcome.deployment, outcome.group, error.kind, error.status, 0.0, error.message,
                      outcome.attempts)
-        self._bench(snapshot, outcome.deployment, error)
+        self._bench(snapshot, outcome.deployment, error, time.monotonic())
 
     # -- the walk -----------------------------------------------------------------------
 
@@ -205,7 +205,7 @@ class Engine:
                 try:
                     value = await call(dep, body, max(0.05, walk.remaining()))
                 except AttemptError as error:
-                    self._after_failure(walk, dep, group, error, time.monotonic() - started)
+                    self._after_failure(walk, dep, group, error, started)
                     if error.kind == "context_overflow":
                         walk.context_overflow = True
                         return None
@@ -249,8 +249,8 @@ class Engine:
 
     # -- outcomes -----------------------------------------------------------------------
 
-    def _after_failure(self, walk: _Walk, dep: Deployment, group: str, error: AttemptError, latency: float) -> None:
-        self._record(dep, group, error.kind, error.status, latency, error.message, walk.attempts)
+    def _after_failure(self, walk: _Walk, dep: Deployment, group: str, error: AttemptError, started: float) -> None:
+        self._record(dep, group, error.kind, error.status, time.monotonic() - started, error.message, walk.attempts)
         walk.last_error = error
         walk.tried.add(dep.id)
         if error.kind in {"bad_request", "content_filter"}:
@@ -259,10 +259,10 @@ class Engine:
             )
         if error.kind == "daily_quota" and error.reset_at is not None:
             self._budget.exhaust(error.reset_at)
-        self._bench(walk.snapshot, dep, error)
+        self._bench(walk.snapshot, dep, error, started)
 
-    def _bench(self, snapshot: Snapshot, dep: Deployment, error: AttemptError) -> None:
-        seconds = self._cooldowns.cooldown_for(dep.id, error)
+    def _bench(self, snapshot: Snapshot, dep: Deployment, error: AttemptError, started: float) -> None:
+        seconds = self._cooldowns.cooldown_for(dep.id, error, started_at=started)
         if not seconds:
             return
         targets = [dep]

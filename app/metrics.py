@@ -1,0 +1,469 @@
+"""Every Prometheus metric Switchyard exports, declared once, on the app's own registry.
+
+The lifespan builds one `Metrics` per app (never at import time) and feeds it from four
+places:
+
+    MetricsObserver    the engine's AttemptObserver: attempts, cooldowns
+    RefreshMetrics     the PoolManager's RefreshObserver: pool gauges on every publish, refreshes
+    RequestMeter       one per client request, opened and closed by the ASGI middleware in
+                       `app.api.metrics`, told the outcome and usage by the request log
+    RuntimeCollector   read at scrape time: free-tier budget, catalogue, cooldowns right now
+
+Label values are bounded. `alias` is a configured alias or static deployment name, `model`
+(a pool model asked for by its id) or `other` (an unknown name, or a request that never got
+that far). `model` is a model id in the current pool, else `other`; the series of a model
+that leaves the pool are removed. `outcome` is `ok` or an `AttemptError` kind.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from app.pool import Deployment, Pool
+from app.refresh import RefreshObserver
+from app.routing.engine import AttemptObserver, AttemptRecord
+
+if TYPE_CHECKING:
+    from app.refresh import PoolManager
+    from app.routing.budget import FreeTierBudget
+    from app.routing.engine import Outcome
+    from app.routing.snapshot import Snapshot, SnapshotHolder
+
+OTHER = "other"
+DIRECT_MODEL = "model"
+TOKEN_KINDS = ("prompt", "completion", "reasoning")
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+_TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+_OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_REFRESH_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+class Cost(NamedTuple):
+    usd: float
+    source: str  # "upstream" (usage.cost) or "catalogue" (tokens x prices)
+
+
+def usage_cost(usage: Any, deployment: Deployment) -> Cost | None:
+    """USD cost of one answer: the upstream's `usage.cost` when it has one, else catalogue prices."""
+    if not isinstance(usage, Mapping):
+        return None
+    cost = usage.get("cost")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        return Cost(float(cost), "upstream")
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if isinstance(prompt, int) and isinstance(completion, int):
+        return Cost(prompt * deployment.prompt_price + completion * deployment.completion_price, "catalogue")
+    return None
+
+
+def usage_tokens(usage: Any) -> tuple[int, int, int]:
+    """(prompt, completion, reasoning) tokens; reasoning tokens are part of completion tokens."""
+    if not isinstance(usage, Mapping):
+        return 0, 0, 0
+    details = usage.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, Mapping) else None
+    return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(reasoning)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx" if 100 <= status < 600 else OTHER
+
+
+def cooling_down(snapshot: Snapshot, now: float | None = None) -> dict[str, float]:
+    """Deployment id -> seconds of cooldown left, read from the Router's cooldown cache."""
+    owner = {eid: dep_id for dep_id, eids in snapshot.entries.items() for eid in eids}
+    if not owner:
+        return {}
+    active = snapshot.router.cooldown_cache.get_active_cooldowns(model_ids=list(owner), parent_otel_span=None)
+    now = time.time() if now is None else now
+    left: dict[str, float] = {}
+    for eid, value in active:
+        dep_id = owner.get(eid)
+        if dep_id is not None:
+            remaining = float(value["timestamp"]) + float(value["cooldown_time"]) - now
+            left[dep_id] = max(left.get(dep_id, 0.0), remaining)
+    return {k: v for k, v in left.items() if v > 0}
+
+
+class Labelled:
+    """A labelled metric family whose children are cached: `labels()` validates and locks on every call."""
+
+    __slots__ = ("family", "names", "_children")
+
+    def __init__(self, family: Any, names: tuple[str, ...]) -> None:
+        self.family = family
+        self.names = names
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.family.labels(*values)
+        return child
+
+    def clear(self) -> None:
+        self._children.clear()
+        self.family.clear()
+
+    def forget(self, name: str, value: str) -> None:
+        """Remove every series whose label `name` is `value`."""
+        index = self.names.index(name)
+        self._children = {k: v for k, v in self._children.items() if k[index] != value}
+        self.family.remove_by_labels({name: value})
+
+
+class Metrics:
+    """The registry and every metric family Switchyard exports."""
+
+    def __init__(self, *, version: str = "") -> None:
+        self.registry = r = CollectorRegistry()
+        self.activity = RecentActivity()
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        Info("switchyard_build", "Switchyard's version.", registry=r).info({"version": version})
+
+        def counter(name: str, doc: str, *labels: str) -> Labelled:
+            return Labelled(Counter(name, doc, labels, registry=r), labels)
+
+        def gauge(name: str, doc: str, *labels: str) -> Labelled:
+            return Labelled(Gauge(name, doc, labels, registry=r), labels)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...], *labels: str) -> Labelled:
+            return Labelled(Histogram(name, doc, labels, buckets=buckets, registry=r), labels)
+
+        # -- client requests (POST /v1/chat/completions) -----------------------------------
+        self.requests = counter("switchyard_requests_total", "Client chat requests.",
+                                "alias", "status_class", "stream")
+        self.request_duration = histogram(
+            "switchyard_request_duration_seconds", "Client request time, to the end of the response body.",
+            _LATENCY_BUCKETS, "alias", "stream")
+        self.time_to_first_token = histogram(
+            "switchyard_time_to_first_token_seconds", "Streams: request start to the first SSE frame sent.",
+            _TTFT_BUCKETS, "alias")
+        self.in_flight = Gauge("switchyard_requests_in_flight", "Client chat requests being served now.",
+                               registry=r)
+        self.overhead = Histogram(
+            "switchyard_gateway_overhead_seconds",
+            "Answered requests: time not spent waiting on upstream attempts (includes retry backoff).",
+            buckets=_OVERHEAD_BUCKETS, registry=r)
+        self.retries = counter("switchyard_retries_total", "Upstream attempts after a request's first.", "alias")
+        self.fallbacks = counter("switchyard_fallbacks_total",
+                                 "Requests answered by a fallback group instead of the requested one.",
+                                 "from_group", "to_group")
+
+        # -- upstream ----------------------------------------------------------------------
+        self.attempts = counter("switchyard_upstream_attempts_total", "Upstream attempts by outcome.",
+                                "model", "tier", "outcome")
+        self.attempt_duration = histogram(
+            "switchyard_upstream_attempt_duration_seconds",
+            "Time one upstream attempt took (streams: until the first frame).",
+            _LATENCY_BUCKETS, "tier", "result")
+        self.cooldowns = counter("switchyard_cooldowns_total", "Deployments benched (cooldown entered).",
+                                 "model", "tier", "reason")
+
+        # -- usage -------------------------------------------------------------------------
+        self.tokens = counter("switchyard_tokens_total",
+                              "Tokens from upstream usage; reasoning tokens are part of completion tokens.",
+                              "model", "tier", "kind")
+        self.cost = counter("switchyard_cost_usd_total",
+                            "USD spent: upstream usage.cost, else tokens x catalogue prices.", "model", "tier")
+
+        # -- the pool, set on every publish --------------------------------------------------
+        self.pool_deployments = gauge("switchyard_pool_deployments", "Members of each alias by tier.",
+                                      "alias", "tier")
+        self.pool_models = gauge("switchyard_pool_models", "Distinct deployments in the pool by tier.", "tier")
+        self.deployment_health = gauge("switchyard_deployment_health",
+                                       "Active health score (0-1) of each pool model, where it was read.",
+                                       "model", "tier")
+        self.deployment_score = gauge("switchyard_deployment_score",
+                                      "Ranking score (0-1) of each pool model: static score blended with health.",
+                                      "model", "tier")
+        self.pool_built = Gauge("switchyard_pool_built_timestamp_seconds", "When the live pool was built.",
+                                registry=r)
+        self.pool_degraded = Gauge("switchyard_pool_degraded",
+                                   "1 when the live pool is persisted or static-only (see /readyz).", registry=r)
+        self.refreshes = counter("switchyard_pool_refreshes_total", "Pool refreshes by kind and outcome.",
+                                 "kind", "outcome")
+        self.refresh_duration = histogram("switchyard_pool_refresh_duration_seconds", "Pool refresh time.",
+                                          _REFRESH_BUCKETS, "kind")
+
+        self.current_meter: contextvars.ContextVar[RequestMeter | None] = contextvars.ContextVar(
+            "switchyard_request_meter", default=None)
+        self._groups: Mapping[str, str] = {}
+        self._groups_lower: Mapping[str, str] = {}
+        self._models: Mapping[str, str] = {}
+
+    # -- labels --------------------------------------------------------------------------
+
+    def group_label(self, name: str | None) -> str:
+        if not name:
+            return OTHER
+        found = self._groups.get(name)
+        return found if found is not None else self._groups_lower.get(name.lower(), OTHER)
+
+    def model_label(self, model: str) -> str:
+        return model if model in self._models else OTHER
+
+    # -- feeds ---------------------------------------------------------------------------
+
+    def attempt(self, record: AttemptRecord) -> None:
+        self.attempts(self.model_label(record.model), record.tier, record.outcome).inc()
+        self.attempt_duration(record.tier, "ok" if record.outcome == "ok" else "error").observe(record.latency_s)
+        self.activity.attempt(record.model, record.outcome)
+
+    def cooldown(self, deployment: Deployment, kind: str) -> None:
+        self.cooldowns(self.model_label(deployment.model), deployment.tier, kind).inc()
+
+    def usage(self, deployment: Deployment, usage: Any, cost: Cost | None) -> None:
+        model, tier = self.model_label(deployment.model), deployment.tier
+        for kind, count in zip(TOKEN_KINDS, usage_tokens(usage), strict=True):
+            if count:
+                self.tokens(model, tier, kind).inc(count)
+        if cost is not None and cost.usd > 0:
+            self.cost(model, tier).inc(cost.usd)
+
+    def publish(self, pool: Pool) -> None:
+        """A new pool is live: relabel, reset the pool gauges, drop the series of models that left."""
+        self._groups = {name: (name if g.kind != "model" else DIRECT_MODEL) for name, g in pool.groups.items()}
+        self._groups_lower = {name.lower(): label for name, label in self._groups.items()}
+        models = {d.model: d.tier for d in pool.deployments.values()}
+        for gone in set(self._models) - set(models):
+            for family in (self.attempts, self.cooldowns, self.tokens, self.cost):
+                family.forget("model", gone)
+        self._models = models
+        self._set_pool_gauges(pool)
+
+    def _set_pool_gauges(self, pool: Pool) -> None:
+        for family in (self.pool_deployments, self.pool_models, self.deployment_health, self.deployment_score):
+            family.clear()
+        by_tier: dict[str, int] = {}
+        for dep in pool.deployments.values():
+            by_tier[dep.tier] = by_tier.get(dep.tier, 0) + 1
+        for tier, count in by_tier.items():
+            self.pool_models(tier).set(count)
+        health: dict[tuple[str, str], float] = {}
+        score: dict[tuple[str, str], float] = {}
+        for group in pool.groups.values():
+            counts: dict[str, int] = {}
+            for member in group.members:
+                dep = pool.deployments[member.deployment_id]
+                counts[dep.tier] = counts.get(dep.tier, 0) + 1
+                key = (dep.model, dep.tier)
+                score[key] = max(score.get(key, 0.0), member.score)
+                if member.health is not None:
+                    health[key] = max(health.get(key, 0.0), member.health)
+            if group.kind != "model":
+                for tier, count in counts.items():
+                    self.pool_deployments(group.name, tier).set(count)
+        for (model, tier), value in health.items():
+            self.deployment_health(model, tier).set(value)
+        for (model, tier), value in score.items():
+            self.deployment_score(model, tier).set(value)
+        self.pool_built.set(pool.built_at)
+        self.pool_degraded.set(1 if pool.degraded_reason else 0)
+
+    def refreshed(self, *, kind: str, outcome: str, duration_s: float) -> None:
+        self.refreshes(kind, outcome).inc()
+        self.refresh_duration(kind).observe(duration_s)
+
+    def open_request(self) -> RequestMeter:
+        self.in_flight.inc()
+        return RequestMeter(self)
+
+    def close_request(self, meter: RequestMeter) -> None:
+        now = time.monotonic()
+        self.in_flight.dec()
+        alias = self.group_label(meter.group or meter.requested)
+        stream = "true" if meter.stream else "false"
+        klass = status_class(meter.status or 500)
+        self.requests(alias, klass, stream).inc()
+        self.request_duration(alias, stream).observe(now - meter.started)
+        if meter.stream and meter.first_byte_at is not None and klass == "2xx":
+            self.time_to_first_token(alias).observe(meter.first_byte_at - meter.started)
+        if meter.attempts > 1:
+            self.retries(alias).inc(meter.attempts - 1)
+        if meter.answered and meter.attempts:
+            until = meter.first_byte_at if meter.stream and meter.first_byte_at is not None else now
+            self.overhead.observe(max(0.0, until - meter.started - meter.upstream_s))
+        self.activity.request(klass)
+
+    def watch(self, *, budget: FreeTierBudget, manager: PoolManager, holder: SnapshotHolder) -> None:
+        """Register the scrape-time collector over the lifespan's live objects."""
+        self.registry.register(RuntimeCollector(metrics=self, budget=budget, manager=manager, holder=holder))
+
+
+class RequestMeter:
+    """What one client request did, gathered while it runs; recorded once, when it ends."""
+
+    __slots__ = ("_metrics", "started", "requested", "group", "stream", "status", "first_byte_at",
+                 "attempts", "upstream_s", "answered")
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self.started = time.monotonic()
+        self.requested: str | None = None
+        self.group: str | None = None
+        self.stream = False
+        self.status: int | None = None
+        self.first_byte_at: float | None = None
+        self.attempts = 0
+        self.upstream_s = 0.0
+        self.answered = False
+
+    def begin(self, *, requested: str, stream: bool) -> None:
+        self.requested, self.stream = requested, stream
+
+    def attempted(self, latency_s: float) -> None:
+        # A stream that breaks after its headers were sent is reported as one more attempt;
+        # it is neither a retry nor time the client waited before the first byte.
+        if self.status is None:
+            self.attempts += 1
+            self.upstream_s += latency_s
+
+    def finished(self, outcome: Outcome[Any], *, usage: Any, cost: Cost | None) -> None:
+        self.answered = True
+        self.group = outcome.requested_group
+        metrics = self._metrics
+        if outcome.fallback:
+            metrics.fallbacks(metrics.group_label(outcome.requested_group), metrics.group_label(outcome.group)).inc()
+        metrics.usage(outcome.deployment, usage, cost)
+
+
+class MetricsObserver(AttemptObserver):
+    """The engine's attempts and cooldowns into metrics and the request's meter."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def on_attempt(self, record: AttemptRecord) -> None:
+        self._metrics.attempt(record)
+        meter = self._metrics.current_meter.get()
+        if meter is not None:
+            meter.attempted(record.latency_s)
+
+    def on_cooldown(self, deployment: Deployment, seconds: float, kind: str) -> None:
+        self._metrics.cooldown(deployment, kind)
+
+
+class RefreshMetrics(RefreshObserver):
+    """The PoolManager's publishes and refresh outcomes into metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def on_publish(self, pool: Pool) -> None:
+        self._metrics.publish(pool)
+
+    def on_refresh(self, *, kind: str, outcome: str, duration_s: float) -> None:
+        self._metrics.refreshed(kind=kind, outcome=outcome, duration_s=duration_s)
+
+
+class RuntimeCollector(Collector):
+    """Values that are cheapest read when Prometheus asks: budget, catalogue, cooldowns now."""
+
+    def __init__(self, *, metrics: Metrics, budget: FreeTierBudget, manager: PoolManager,
+                 holder: SnapshotHolder) -> None:
+        self._metrics = metrics
+        self._budget = budget
+        self._manager = manager
+        self._holder = holder
+
+    def describe(self) -> Iterable[Metric]:
+        return ()
+
+    def collect(self) -> Iterator[Metric]:
+        budget = self._budget
+        exhausted = not budget.available() and budget.exhausted_until is not None
+        remaining = GaugeMetricFamily("switchyard_free_tier_remaining_requests",
+                                      "Free-model requests left in Switchyard's account-wide budget.",
+                                      labels=("window",))
+        remaining.add_metric(("minute",), budget.remaining_minute())
+        day = budget.remaining_day()
+        if day is not None:
+            remaining.add_metric(("day",), day)
+        yield remaining
+        yield GaugeMetricFamily("switchyard_free_tier_exhausted",
+                                "1 while OpenRouter's daily free quota is spent (until its reset).",
+                                value=1 if exhausted else 0)
+        status = self._manager.status()
+        yield GaugeMetricFamily("switchyard_catalogue_models", "Models in the last catalogue read.",
+                                value=status["catalogue_models"])
+        last = status["last_success_at"]
+        if last is not None:
+            yield GaugeMetricFamily("switchyard_pool_last_success_timestamp_seconds",
+                                    "When the last pool refresh succeeded.", value=last)
+        yield GaugeMetricFamily("switchyard_health_gated_models",
+                                "Candidate models kept out of the pool by active health (no serving endpoint, "
+                                "low uptime).", value=len(self._manager.gated()))
+        yield self._cooling()
+
+    def _cooling(self) -> Metric:
+        family = GaugeMetricFamily("switchyard_deployment_cooling_down",
+                                   "1 while a pool model is benched in the Router (429, failures, bad credential).",
+                                   labels=("model", "tier"))
+        snapshot = self._holder.current
+        if snapshot is None:
+            return family
+        cooling = cooling_down(snapshot)
+        state: dict[tuple[str, str], int] = {}
+        for dep in snapshot.pool.deployments.values():
+            key = (self._metrics.model_label(dep.model), dep.tier)
+            state[key] = max(state.get(key, 0), 1 if dep.id in cooling else 0)
+        for (model, tier), value in state.items():
+            family.add_metric((model, tier), value)
+        return family
+
+
+@dataclass(slots=True)
+class Minute:
+    """One minute of traffic: upstream attempts by (model, outcome), client requests by status class."""
+
+    minute: int
+    attempts: dict[tuple[str, str], int] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
+
+
+class RecentActivity:
+    """Per-minute counts over the last few minutes, for the status page."""
+
+    def __init__(self, *, minutes: int = 15) -> None:
+        self.minutes = minutes
+        self._buckets: deque[Minute] = deque(maxlen=minutes)
+
+    def _bucket(self, now: float | None) -> Minute:
+        minute = int((time.time() if now is None else now) // 60)
+        if not self._buckets or self._buckets[-1].minute != minute:
+            self._buckets.append(Minute(minute))
+        return self._buckets[-1]
+
+    def attempt(self, model: str, outcome: str, now: float | None = None) -> None:
+        counts = self._bucket(now).attempts
+        key = (model, outcome)
+        counts[key] = counts.get(key, 0) + 1
+
+    def request(self, klass: str, now: float | None = None) -> None:
+        counts = self._bucket(now).requests
+        counts[klass] = counts.get(klass, 0) + 1
+
+    def window(self, now: float | None = None) -> list[Minute]:
+        """The last `minutes` minutes, oldest first, with empty minutes filled in."""
+        current = int((time.time() if now is None else now) // 60)
+        by_minute = {b.minute: b for b in self._buckets}
+        return [by_minute.get(m) or Minute(m) for m in range(current - self.minutes + 1, current + 1)]
