@@ -7,6 +7,7 @@
     ├── ModelNotFound         404     unknown model name (suggests close names)
     ├── PayloadTooLarge       413     body over max_body_bytes
     ├── UnsupportedMediaType  415     body is not JSON
+    ├── ClientClosedRequest   499     the client went away (nobody reads the answer)
     ├── NotReady              503     no routable pool yet
     └── UpstreamFailed        4xx/5xx every deployment in the chain failed; carries the last cause
 """
@@ -74,6 +75,12 @@ class UnsupportedMediaType(GatewayError):
     status = 415
     type = "invalid_request_error"
     code = "unsupported_media_type"
+
+
+class ClientClosedRequest(GatewayError):
+    status = 499
+    type = "client_closed_request"
+    code = "client_closed_request"
 
 
 class NotReady(GatewayError):

@@ -14,11 +14,13 @@ import aiohttp  # noqa: E402
 import httpx  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
-from app.api import admin, chat, health, models  # noqa: E402
+from app.api import admin, chat, health, models, status  # noqa: E402
+from app.api import metrics as metrics_api  # noqa: E402
 from app.api.deps import AppState  # noqa: E402
 from app.api.errors import install_error_handlers  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.health import PassiveStats  # noqa: E402
+from app.metrics import Metrics, MetricsObserver, RefreshMetrics  # noqa: E402
 from app.refresh import PoolManager  # noqa: E402
 from app.routing.budget import FreeTierBudget  # noqa: E402
 from app.routing.engine import Engine  # noqa: E402
@@ -39,7 +41,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (chat, models, health, admin):
+    app.add_middleware(metrics_api.MetricsMiddleware)
+    for module in (chat, models, health, admin, metrics_api, status):
         app.include_router(module.router)
     return app
 
@@ -67,14 +70,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.callback(holder.close)
         budget = FreeTierBudget(settings.pool.free_tier)
         passive = PassiveStats()
+        metrics = Metrics(version=app.version)
         api_key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
         manager = PoolManager(settings=settings, holder=holder, http=http, base_url=settings.openrouter_base_url,
                               api_key=api_key or ("sandbox" if settings.use_sandbox else None), passive=passive,
-                              budget=budget)
+                              budget=budget, observer=RefreshMetrics(metrics))
+        metrics.watch(budget=budget, manager=manager, holder=holder)
         engine = Engine(settings=settings, wire=OpenAIWire(session, connect_s=settings.timeouts.connect_s),
-                        budget=budget, observer=PassiveFeedback(passive))
+                        budget=budget, observer=PassiveFeedback(passive, then=MetricsObserver(metrics)))
         app.state.switchyard = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
-                                        manager=manager)
+                                        manager=manager, extras={"metrics": metrics})
         await manager.start()
         task = asyncio.create_task(manager.run(), name="switchyard-refresh")
         try:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from app.api.deps import AppState, ClientAuth, State
+from app.api.metrics import request_meter
 from app.api.openapi import CHAT_REQUEST_SCHEMA
 from app.api.telemetry import RequestLog
-from app.errors import InvalidRequest, NotReady, PayloadTooLarge, UnsupportedMediaType
+from app.errors import ClientClosedRequest, InvalidRequest, NotReady, PayloadTooLarge, UnsupportedMediaType
+from app.metrics import usage_cost
 from app.routing.attempt import AttemptError
 from app.routing.engine import Outcome
 from app.routing.request import ChatRequest, parse_chat_request
@@ -22,6 +25,7 @@ from app.routing.snapshot import Snapshot
 from app.routing.wire import Frame
 
 router = APIRouter()
+T = TypeVar("T")
 _NON_NULL_OPTIONAL = ("system_fingerprint", "service_tier")
 _FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
 
@@ -41,11 +45,11 @@ async def chat_completions(request: Request, state: State) -> Response:
     if snapshot is None:
         raise NotReady("No routable pool yet; see GET /readyz.")
     log = RequestLog(request_id=request_id, requested=chat.model, stream=chat.stream, settings=state.settings,
-                     messages=chat.body.get("messages"))
+                     messages=chat.body.get("messages"), meter=request_meter(request))
     try:
         if chat.stream:
-            return await _stream(state, snapshot, chat, log)
-        outcome = await state.engine.complete(chat, snapshot)
+            return await _stream(state, snapshot, chat, log, request)
+        outcome = await _until_disconnect(request, state.engine.complete(chat, snapshot))
     except Exception as exc:
         log.failed(exc)
         raise
@@ -55,8 +59,33 @@ async def chat_completions(request: Request, state: State) -> Response:
     return Response(json.dumps(payload).encode(), media_type="application/json", headers=headers)
 
 
-async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log: RequestLog) -> Response:
-    outcome = await state.engine.open_stream(chat, snapshot)
+async def _until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`, cancelling it if the client goes away: no upstream call continues for nobody."""
+    task = asyncio.ensure_future(work)
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if gone:
+            raise ClientClosedRequest("The client closed the connection.") from None
+        raise
+    finally:
+        watcher.cancel()
+
+
+async def _stream(
+    state: AppState, snapshot: Snapshot, chat: ChatRequest, log: RequestLog, request: Request
+) -> Response:
+    outcome = await _until_disconnect(request, state.engine.open_stream(chat, snapshot))
     source, first = outcome.value
     headers = _headers(log.request_id, outcome, None)
     headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -143,15 +172,8 @@ def _headers(request_id: str, outcome: Outcome[Any], usage: Any) -> dict[str, st
 
 
 def _cost(usage: Any, outcome: Outcome[Any]) -> float | None:
-    if not isinstance(usage, dict):
-        return None
-    if isinstance(usage.get("cost"), (int, float)):
-        return float(usage["cost"])
-    dep = outcome.deployment
-    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    if isinstance(prompt, int) and isinstance(completion, int):
-        return prompt * dep.prompt_price + completion * dep.completion_price
-    return None
+    cost = usage_cost(usage, outcome.deployment)
+    return None if cost is None else cost.usd
 
 
 def _normalise(payload: dict[str, Any], outcome: Outcome[Any]) -> dict[str, Any]:

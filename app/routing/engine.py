@@ -65,6 +65,7 @@ class _Walk:
     deadline: float
     attempts: list[AttemptRecord] = field(default_factory=list)
     tried: set[str] = field(default_factory=set)
+    retried: set[str] = field(default_factory=set)
     unfit: set[str] = field(default_factory=set)
     last_error: AttemptError | None = None
     context_overflow: bool = False
@@ -100,6 +101,11 @@ class Engine:
         self._rng = random.Random()
 
     # -- public -------------------------------------------------------------------------
+
+    @property
+    def upstream_in_flight(self) -> int:
+        """Upstream calls on the lean path open right now (streams count until closed)."""
+        return self._wire.in_flight
 
     async def complete(self, request: ChatRequest, snapshot: Snapshot) -> Outcome[dict[str, Any]]:
         first_byte_s = self._settings.timeouts.first_byte_s
@@ -221,7 +227,8 @@ class Engine:
         base = set(walk.unfit)
         if not self._budget.available():
             base |= {d.id for d in snapshot.pool.deployments.values() if d.tier == "free"}
-        for exclude in (base | walk.tried, base):
+        # A tried deployment gets one more chance, only when nothing untried is left.
+        for exclude in (base | walk.tried, base | walk.retried):
             entry = await self._router_pick(snapshot, group, order, exclude)
             if entry is not None:
                 return snapshot.deployment(entry)
@@ -252,6 +259,8 @@ class Engine:
     def _after_failure(self, walk: _Walk, dep: Deployment, group: str, error: AttemptError, started: float) -> None:
         self._record(dep, group, error.kind, error.status, time.monotonic() - started, error.message, walk.attempts)
         walk.last_error = error
+        if dep.id in walk.tried:
+            walk.retried.add(dep.id)
         walk.tried.add(dep.id)
         if error.kind in {"bad_request", "content_filter"}:
             raise UpstreamFailed(

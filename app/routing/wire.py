@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ class OpenAIWire:
         self._session = session
         self._connect = aiohttp.ClientTimeout(total=None, sock_connect=connect_s, connect=connect_s)
         self._title = app_title
+        self.in_flight = 0  # upstream calls open right now (streams until closed)
 
     def _headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "X-Title": self._title,
@@ -48,6 +49,7 @@ class OpenAIWire:
         """Response headers must arrive within `first_byte_s`; the whole answer within `timeout_s`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+        self.in_flight += 1
         try:
             async with asyncio.timeout(min(first_byte_s, timeout_s)) as scope:
                 async with self._session.post(
@@ -61,6 +63,8 @@ class OpenAIWire:
             raise AttemptError("timeout", f"{model}: no answer in time") from None
         except aiohttp.ClientError as exc:
             raise AttemptError("connection_error", f"{model}: {type(exc).__name__}") from None
+        finally:
+            self.in_flight -= 1
         payload = _loads(raw)
         if status != 200 or not isinstance(payload, dict) or "error" in payload or not payload.get("choices"):
             if status == 200 and isinstance(payload, dict) and "error" not in payload:
@@ -72,6 +76,7 @@ class OpenAIWire:
         self, *, url: str, api_key: str | None, body: Mapping[str, Any], timeout_s: float, model: str
     ) -> WireStream:
         """Open a stream; returns once the upstream answered 200 (raises otherwise)."""
+        self.in_flight += 1
         try:
             async with asyncio.timeout(timeout_s):
                 resp = await self._session.post(
@@ -89,18 +94,27 @@ class OpenAIWire:
                         model=model,
                     )
         except TimeoutError:
+            self.in_flight -= 1
             raise AttemptError("timeout", f"{model}: no response headers within {timeout_s:.1f}s") from None
         except aiohttp.ClientError as exc:
+            self.in_flight -= 1
             raise AttemptError("connection_error", f"{model}: {type(exc).__name__}") from None
-        return WireStream(resp, model=model)
+        except BaseException:
+            self.in_flight -= 1
+            raise
+        return WireStream(resp, model=model, on_close=self._stream_closed)
+
+    def _stream_closed(self) -> None:
+        self.in_flight -= 1
 
 
 class WireStream:
     """Frames of one upstream SSE stream. `next` returns None after `data: [DONE]`."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, *, model: str) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, *, model: str, on_close: Callable[[], None]) -> None:
         self._resp = resp
         self._model = model
+        self._on_close: Callable[[], None] | None = on_close
         self.done = False
 
     async def next(self, timeout_s: float) -> Frame | None:
@@ -135,6 +149,9 @@ class WireStream:
 
     def close(self) -> None:
         self._resp.close()
+        if self._on_close is not None:
+            self._on_close, on_close = None, self._on_close
+            on_close()
 
 
 def _raise_for_frame_error(data: Mapping[str, Any], model: str) -> None:
