@@ -81,6 +81,7 @@ class AliasSpec(_Section):
     sort_by: Literal["score", "context"] = "score"
     fallbacks: list[str] = Field(default_factory=list)
     context_window_fallbacks: list[str] = Field(default_factory=list)
+    content_policy_fallbacks: list[str] = Field(default_factory=list)
 
     @field_validator("size")
     @classmethod
@@ -264,7 +265,7 @@ class Settings(BaseSettings):
             )
         names = set(self.aliases) | {d.name for d in self.deployments}
         for alias, spec in self.aliases.items():
-            for target in [*spec.fallbacks, *spec.context_window_fallbacks]:
+            for target in [*spec.fallbacks, *spec.context_window_fallbacks, *spec.content_policy_fallbacks]:
                 if target not in names:
                     raise ValueError(f"aliases.{alias}: fallback {target!r} is not an alias or deployment name")
         for source, targets in self.fallbacks.items():

@@ -84,6 +84,7 @@ class Group:
     fallbacks: tuple[str, ...] = ()
     context_window_fallbacks: tuple[str, ...] = ()
     description: str = ""
+    content_policy_fallbacks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,8 @@ class Pool:
             members = tuple(Member(**m) for m in raw.pop("members"))
             groups[raw["name"]] = Group(
                 **{**raw, "fallbacks": tuple(raw["fallbacks"]),
-                   "context_window_fallbacks": tuple(raw["context_window_fallbacks"])},
+                   "context_window_fallbacks": tuple(raw["context_window_fallbacks"]),
+                   "content_policy_fallbacks": tuple(raw.get("content_policy_fallbacks", ()))},
                 members=members,
             )
         return make_pool(

@@ -83,6 +83,7 @@ def build_pool(
                 members=members,
                 fallbacks=fallbacks,
                 context_window_fallbacks=context_fallbacks,
+                content_policy_fallbacks=tuple(spec.content_policy_fallbacks),
                 description=spec.description,
             )
         )

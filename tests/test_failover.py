@@ -219,3 +219,24 @@ def test_upstream_401_is_not_retried_and_hides_the_key(start_gateway: Callable[.
     assert len(sandbox.server.calls) == 1  # every OpenRouter deployment shares the credential: all benched
     assert chat(gw, "auto").status_code in (429, 503)
     assert len(sandbox.server.calls) == 1
+
+
+def test_content_filter_is_reported_as_openai_does(start_gateway: Callable[..., Any], sandbox: Any) -> None:
+    gw = start_gateway(pool={"health": {"enabled": False}})
+    sandbox.server.set_plan(FaultPlan(free_models=ModelFaults(content_filter=True)))
+    resp = chat(gw, "free")
+    assert resp.status_code == 200
+    assert resp.json()["choices"][0]["finish_reason"] == "content_filter"
+
+
+def test_content_policy_fallback_when_configured(start_gateway: Callable[..., Any], sandbox: Any) -> None:
+    gw = start_gateway(
+        aliases={"strict": {"tiers": ["free"], "size": {"free": 2}, "content_policy_fallbacks": ["lenient"]},
+                 "lenient": {"tiers": ["paid"], "size": {"paid": 1}}},
+        pool={"health": {"enabled": False}},
+    )
+    sandbox.server.set_plan(FaultPlan(free_models=ModelFaults(content_filter=True)))
+    resp = chat(gw, "strict")
+    assert resp.status_code == 200 and resp.headers["x-switchyard-group"] == "lenient"
+    assert resp.json()["choices"][0]["finish_reason"] == "stop"
+    assert len([c for c in sandbox.server.calls if c.model.endswith(":free")]) == 1

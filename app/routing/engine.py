@@ -69,6 +69,7 @@ class _Walk:
     unfit: set[str] = field(default_factory=set)
     last_error: AttemptError | None = None
     context_overflow: bool = False
+    content_refused: bool = False
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -179,7 +180,9 @@ class Engine:
                                attempts=walk.attempts)
             spec = snapshot.pool.groups[group]
             nexts = list(spec.context_window_fallbacks) if walk.context_overflow else []
-            walk.context_overflow = False
+            if walk.content_refused:
+                nexts = list(spec.content_policy_fallbacks)
+            walk.context_overflow = walk.content_refused = False
             nexts += list(spec.fallbacks)
             budget = self._settings.retries.max_fallbacks - (len(visited) - 1)
             queue.extend(g for g in nexts if g not in visited and g not in queue)
@@ -215,7 +218,16 @@ class Engine:
                     if error.kind == "context_overflow":
                         walk.context_overflow = True
                         return None
+                    if error.kind == "content_filter":
+                        walk.content_refused = True
+                        return None
                     continue
+                if _filtered(value) and snapshot.pool.groups[group].content_policy_fallbacks:
+                    # The answer was withheld by a content filter and the group names where to try instead.
+                    self._record(dep, group, "content_filter", 200, time.monotonic() - started, "", walk.attempts)
+                    walk.last_error = AttemptError("content_filter", f"{dep.model}: answer withheld by a content filter")
+                    walk.content_refused = True
+                    return None
                 self._record(dep, group, "ok", 200, time.monotonic() - started, "", walk.attempts)
                 self._cooldowns.record_success(dep.id)
                 return dep, value
@@ -262,7 +274,8 @@ class Engine:
         if dep.id in walk.tried:
             walk.retried.add(dep.id)
         walk.tried.add(dep.id)
-        if error.kind in {"bad_request", "content_filter"}:
+        has_policy_fallback = bool(walk.snapshot.pool.groups[group].content_policy_fallbacks)
+        if error.kind == "bad_request" or (error.kind == "content_filter" and not has_policy_fallback):
             raise UpstreamFailed(
                 _client_message(error), status=error.status or 400, code=error.kind,
             )
@@ -300,6 +313,8 @@ class Engine:
         message = _client_message(error)
         if error.kind == "context_overflow":
             return InvalidRequest(message, param="messages", code="context_length_exceeded")
+        if error.kind == "content_filter":
+            return InvalidRequest(f"Every answer was withheld by a content filter. {message}", code="content_filter")
         if error.kind in {"rate_limited", "daily_quota"}:
             retry = max(1, round(error.retry_after or self._min_cooldown(walk, start_group) or 1))
             return UpstreamFailed(f"All deployments for '{start_group}' are rate limited. {message}",
@@ -393,6 +408,14 @@ class Engine:
         delay = min(delay, max(0.0, walk.remaining() - 0.1))
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+def _filtered(value: Any) -> bool:
+    """A non-stream answer whose first choice ended in `content_filter`."""
+    if not isinstance(value, dict):
+        return False
+    choices = value.get("choices")
+    return bool(choices) and isinstance(choices[0], dict) and choices[0].get("finish_reason") == "content_filter"
 
 
 def _client_message(error: AttemptError) -> str:

@@ -136,6 +136,9 @@ def build_snapshot(pool: Pool, settings: Settings) -> Snapshot:
         context_window_fallbacks=[
             {g.name: list(g.context_window_fallbacks)} for g in pool.groups.values() if g.context_window_fallbacks
         ],
+        content_policy_fallbacks=[
+            {g.name: list(g.content_policy_fallbacks)} for g in pool.groups.values() if g.content_policy_fallbacks
+        ],
         cooldown_time=settings.retries.cooldown_s,
         allowed_fails=settings.retries.allowed_fails,
         ignore_invalid_deployments=True,
