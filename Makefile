@@ -29,5 +29,9 @@ pool: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/switchyard sandbox
 
+## The benchmark of issue 6 (< 10 min; needs apt for nginx and wrk). BENCH_ARGS=--smoke for a 30 s check.
+bench: $(STAMP)
+	bash bench/run.sh $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache data

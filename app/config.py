@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -30,7 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
-from typing_extensions import Annotated
+
 
 Tier = Literal["free", "paid"]
 DEFAULT_OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"

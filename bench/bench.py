@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="one short run against Switchyard only")
     parser.add_argument("--profile", action="store_true", help="py-spy profile of Switchyard under load")
+    parser.add_argument("--stream", action="store_true", help="with --profile: load with 500-chunk streams, not wrk")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run (default 6)")
     parser.add_argument("--deployments", type=int, default=300, help="the large pool size (default 300)")
     parser.add_argument("--small", type=int, default=20, help="the small pool size (default 20)")
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--src", type=Path, help="benchmark Switchyard from this source tree (e.g. a scratch copy)")
     parser.add_argument("--only", help="comma-separated target keys to run (raw-aiohttp, switchyard-300, "
                                        "switchyard-20, litellm-proxy); default all")
+    parser.add_argument("--quick", action="store_true",
+                        help="non-streaming runs only (no streams, no rebuild): for before/after comparisons")
+    parser.add_argument("--conc", default="1,16,64", help="wrk concurrencies (default 1,16,64)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for Switchyard (repeatable), e.g. SWITCHYARD_LOG_LEVEL=WARNING")
     args = parser.parse_args(argv)
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.smoke:
             return smoke(procs, nginx, src=src)
         if args.profile:
-            return profile(procs, nginx, deployments=args.deployments, src=src)
+            return profile(procs, nginx, deployments=args.deployments, src=src, stream=args.stream)
         return full(procs, nginx, args, src=src)
     finally:
         procs.stop_all()
@@ -107,9 +111,11 @@ def start_nginx(procs: Procs) -> str:
 def full(procs: Procs, nginx: str, args: argparse.Namespace, *, src: Path | None) -> int:
     started = time.monotonic()
     duration = args.duration
+    concs = [int(c) for c in args.conc.split(",")]
     results: dict[str, Any] = {
         "machine": machine(), "versions": versions(), "switchyard_source": source_info(src),
-        "config": {"wrk_duration_s": duration, "concurrency": [1, 16, 64], "short_stream": targets.SHORT_STREAM,
+        "config": {"wrk_duration_s": duration, "concurrency": concs, "quick": args.quick,
+                   "short_stream": targets.SHORT_STREAM,
                    "long_stream": targets.LONG_STREAM, "stream_concurrency": 8, "stream_duration_s": 5.0,
                    "deployments": [args.deployments, args.small], "switchyard_env": args.env},
         "targets": {},
@@ -117,7 +123,7 @@ def full(procs: Procs, nginx: str, args: argparse.Namespace, *, src: Path | None
     say(f"nginx at {nginx}; measuring it directly")
     results["direct"] = {
         "runs": [measure.load_run_dict(measure.wrk(f"{nginx}/v1/chat/completions", concurrency=c, duration_s=3))
-                 for c in (1, 16, 64)],
+                 for c in concs],
         "stream_ttfb": asdict(measure.stream_ttfb(f"{nginx}/s{targets.SHORT_STREAM}/v1/chat/completions",
                                                   model="direct")),
     }
@@ -134,9 +140,9 @@ def full(procs: Procs, nginx: str, args: argparse.Namespace, *, src: Path | None
             continue
         if target.key.startswith("switchyard"):
             target.env.update(dict(item.split("=", 1) for item in args.env))
-        results["targets"][target.key] = run_target(procs, target, duration=duration,
-                                                    rebuild=target.key == f"switchyard-{args.deployments}",
-                                                    results=results)
+        results["targets"][target.key] = run_target(
+            procs, target, duration=duration, concs=concs, quick=args.quick,
+            rebuild=target.key == f"switchyard-{args.deployments}" and not args.quick, results=results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     results["checks"] = report.target_checks(results)
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
@@ -146,8 +152,8 @@ def full(procs: Procs, nginx: str, args: argparse.Namespace, *, src: Path | None
     return 0
 
 
-def run_target(procs: Procs, target: targets.Target, *, duration: float, rebuild: bool,
-               results: dict[str, Any]) -> dict[str, Any]:
+def run_target(procs: Procs, target: targets.Target, *, duration: float, concs: list[int], quick: bool,
+               rebuild: bool, results: dict[str, Any]) -> dict[str, Any]:
     entry: dict[str, Any] = {"label": target.label, "deployments": target.deployments}
     if target.skip_reason:
         say(f"{target.label}: skipped ({target.skip_reason})")
@@ -171,11 +177,15 @@ def run_target(procs: Procs, target: targets.Target, *, duration: float, rebuild
     say(f"  cold start {entry['cold_start_s']:.2f}s, idle RSS {entry['rss_idle_bytes'] / 2**20:.0f} MB; warming up")
     measure.wrk(target.chat_url(), concurrency=16, duration_s=2, pid=proc.pid)
     entry["runs"] = []
-    for conc in (1, 16, 64):
+    for conc in concs:
         run = measure.wrk(target.chat_url(), concurrency=conc, duration_s=duration, pid=proc.pid)
         say(f"  conc {conc:>2}: {run.rps:8.0f} req/s  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  "
             f"CPU/req {run.cpu_per_request_ms or 0:.3f} ms  failed {run.failed}")
         entry["runs"].append(measure.load_run_dict(run))
+    if quick:
+        entry["rss_after_bytes"] = rss_bytes(proc.pid)
+        procs.stop(proc)
+        return entry
     cfg = results["config"]
     entry["stream_ttfb"] = asdict(measure.stream_ttfb(target.stream_url(targets.SHORT_STREAM),
                                                       model=target.stream_model(targets.SHORT_STREAM)))
@@ -236,15 +246,21 @@ def smoke(procs: Procs, nginx: str, *, src: Path | None) -> int:
     return 0 if ok else 1
 
 
-def profile(procs: Procs, nginx: str, *, deployments: int, src: Path | None) -> int:
+def profile(procs: Procs, nginx: str, *, deployments: int, src: Path | None, stream: bool) -> int:
     pyspy = HERE / ".venv-tools" / "bin" / "py-spy"
     target = targets.switchyard(port=free_port(), nginx=nginx, deployments=deployments, out=OUT, src=src)
     proc = procs.start(target.key, target.argv, core=1, env=target.env, cwd=target.cwd)
     measure.first_completion(target.chat_url(), alive=lambda: proc.popen.poll() is None)
     measure.wrk(target.chat_url(), concurrency=16, duration_s=2)
-    say(f"profiling {target.label} (pid {proc.pid}) under wrk conc 16")
-    load = threading.Thread(target=measure.wrk, args=(target.chat_url(),),
-                            kwargs={"concurrency": 16, "duration_s": 26}, daemon=True)
+    if stream:
+        say(f"profiling {target.label} (pid {proc.pid}) under 8 concurrent {targets.LONG_STREAM}-chunk streams")
+        load = threading.Thread(target=measure.stream_cpu, args=(target.stream_url(targets.LONG_STREAM),),
+                                kwargs={"model": target.stream_model(targets.LONG_STREAM), "concurrency": 8,
+                                        "duration_s": 26, "pid": None}, daemon=True)
+    else:
+        say(f"profiling {target.label} (pid {proc.pid}) under wrk conc 16")
+        load = threading.Thread(target=measure.wrk, args=(target.chat_url(),),
+                                kwargs={"concurrency": 16, "duration_s": 26}, daemon=True)
     load.start()
     time.sleep(1)
     pid = str(proc.pid)

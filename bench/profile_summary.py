@@ -42,7 +42,8 @@ IDLE_LEAVES = re.compile(r"^(Condition\.wait|Condition\._acquire_restore|_worker
 
 # Functions whose inclusive share answers "what does this step cost".
 KEY_FUNCTIONS: list[tuple[str, ...]] = [  # (label, frame regex[, unless any frame matches])
-    ("FastAPI request handling (everything under the route)", r"^(run_endpoint_function|request_response\.<locals>\.app) "),
+    ("FastAPI request handling (everything under the route)",
+     r"^(run_endpoint_function|request_response\.<locals>\.app) "),
     ("  FastAPI dependency solving (get_state, ClientAuth)", r"^solve_dependencies "),
     ("  chat_completions (the endpoint itself)", r"^chat_completions "),
     ("    _read_json (body read + json.loads)", r"^_read_json "),
@@ -62,7 +63,8 @@ KEY_FUNCTIONS: list[tuple[str, ...]] = [  # (label, frame regex[, unless any fra
      r"^Starlette\.__call__ "),
     ("aiohttp client protocol callbacks outside the request task (response parsing)", r"/site-packages/aiohttp/",
      r"^chat_completions "),
-    ("anyio threadpool hops (sync FastAPI dependencies run in a worker thread)", r"run_sync_in_worker_thread |WorkerThread\.run "),
+    ("anyio threadpool hops (sync FastAPI dependencies run in a worker thread)",
+     r"run_sync_in_worker_thread |WorkerThread\.run "),
     ("logging module (anywhere)", r"/python3\.\d+/logging/"),
     ("aiohttp client (anywhere)", r"/aiohttp/client"),
     ("copy.deepcopy (anywhere)", r"^deepcopy "),

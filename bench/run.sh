@@ -3,7 +3,12 @@
 #
 #   bash bench/run.sh            full run (< 10 min): tables on stdout, bench/out/results.json
 #   bash bench/run.sh --smoke    one short wrk run against Switchyard only (< 30 s)
-#   bash bench/run.sh --profile  py-spy flame graph of Switchyard under load (bench/out/profile.svg)
+#   bash bench/run.sh --profile  py-spy flame graph of Switchyard under load (bench/out/profile.svg);
+#                                add --stream to load it with 500-chunk streams instead of wrk
+#
+# Other options (bench/bench.py --help): --ref REV measures a commit instead of the work tree,
+# --src DIR a scratch copy, --only KEYS some targets, --quick non-streaming runs only,
+# --env NAME=VALUE extra environment for Switchyard, --duration S per wrk run.
 #
 # Needs root or sudo-less apt for nginx and wrk (Debian), and PyPI for the LiteLLM proxy's venv.
 set -euo pipefail
@@ -36,8 +41,17 @@ cleanup() {
     [ -n "$pgid" ] && kill -KILL -- "-$pgid" 2>/dev/null || true
   done < "$OUT/pgids"
 }
+DRIVER=""
+stop_driver() {
+  # bash runs traps only between commands, so the driver runs in the background and we `wait`.
+  if [ -n "$DRIVER" ] && kill -0 "$DRIVER" 2>/dev/null; then
+    kill -TERM "$DRIVER" 2>/dev/null || true
+    wait "$DRIVER" 2>/dev/null || true
+  fi
+  exit 130
+}
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap stop_driver INT TERM
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
@@ -93,4 +107,6 @@ esac
 
 export LITELLM_LOCAL_MODEL_COST_MAP=True
 # The driver, wrk, nginx and the streaming client live on core 0; each target is started on core 1.
-taskset -c 0 "$REPO/.venv/bin/python" "$HERE/bench.py" "$@"
+taskset -c 0 "$REPO/.venv/bin/python" "$HERE/bench.py" "$@" &
+DRIVER=$!
+wait "$DRIVER"

@@ -10,7 +10,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -92,7 +92,7 @@ def gateway_tasks(gateway: LiveGateway) -> int:
     return asyncio.run_coroutine_threadsafe(count(), loop).result(timeout=5)
 
 
-def wait_for(predicate: Any, *, within: float) -> bool:
+def wait_for(predicate: Callable[[], bool], *, within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if predicate():
@@ -187,7 +187,7 @@ def test_ten_thousand_and_one_messages_get_400(gateway: LiveGateway) -> None:
 # -- shape of the bytes ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("depth", [990, 5_000, 200_000])
+@pytest.mark.parametrize("depth", [5_000, 200_000])
 @pytest.mark.parametrize("where", ["top", "content", "extra_field", "tool_calls"])
 def test_deep_json_gets_400(gateway: LiveGateway, depth: int, where: str) -> None:
     deep = "[" * depth + "]" * depth
@@ -201,7 +201,7 @@ def test_deep_json_gets_400(gateway: LiveGateway, depth: int, where: str) -> Non
     assert_openai_error(post(gateway, raw=raw.encode()), 400)
 
 
-@pytest.mark.parametrize("depth", [100, 900])
+@pytest.mark.parametrize("depth", [100, 900, 990])
 def test_deep_but_parseable_json_is_handled(gateway: LiveGateway, depth: int) -> None:
     deep = "[" * depth + "]" * depth
     raw = '{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "metadata": {"x": %s}}' % deep
@@ -212,18 +212,13 @@ def test_deep_but_parseable_json_is_handled(gateway: LiveGateway, depth: int) ->
 @pytest.mark.parametrize(
     "raw",
     [
-        b'{"model": "auto", "messages": [{"role": "user", "content": "\xff"}]}',
-        b'{"model": "auto", "messages": [{"role": "user", "content": "\xe2\x82"}]}',  # truncated sequence
-        b'{"model": "auto", "messages": [{"role": "user", "content": "\xc0\xaf"}]}',  # overlong '/'
+        pytest.param(b'{"model": "auto", "messages": [{"role": "user", "content": "\xff"}]}', id="ff"),
+        pytest.param(b'{"model": "auto", "messages": [{"role": "user", "content": "\xe2\x82"}]}', id="truncated"),
+        pytest.param(b'{"model": "auto", "messages": [{"role": "user", "content": "\xc0\xaf"}]}', id="overlong"),
         pytest.param(
-            b'{"model": "auto", "messages": [{"role": "user", "content": "\xed\xa0\x80"}]}', id="surrogate-bytes",
-            marks=pytest.mark.xfail(strict=True, reason=(
-                "UTF-8-encoded surrogates (ED A0 80) are not UTF-8 (RFC 3629) but app/api/chat.py:_read_json "
-                "passes bytes to json.loads, which decodes with 'surrogatepass'; decode with "
-                "chunks.decode('utf-8') (strict) first, then json.loads the str."))),
-        b'\xff\xfe\x00\x00garbage',
+            b'{"model": "auto", "messages": [{"role": "user", "content": "\xed\xa0\x80"}]}', id="surrogate-bytes"),
+        pytest.param(b'\xff\xfe\x00\x00garbage', id="garbage"),
     ],
-    ids=["ff", "truncated", "overlong", "surrogate-bytes", "garbage"],
 )
 def test_invalid_utf8_gets_400(gateway: LiveGateway, raw: bytes) -> None:
     assert_openai_error(post(gateway, raw=raw), 400)
@@ -245,11 +240,6 @@ def test_empty_and_trivial_bodies_get_400(gateway: LiveGateway, raw: bytes) -> N
     assert_openai_error(post(gateway, raw=raw), 400)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "NaN/Infinity are not JSON (RFC 8259) but app/api/chat.py:_read_json uses json.loads, which accepts them; "
-    "the value passes _optional_number (a float) and app/routing/wire.py re-encodes it with json.dumps as "
-    "the bare token NaN/Infinity, so the upstream gets a body that is not JSON. Fix: json.loads(..., "
-    "parse_constant=<raise>) and answer 400 invalid_json."))
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
 def test_non_json_number_tokens_get_400(gateway: LiveGateway, token: str) -> None:
     raw = '{"model": "auto", "temperature": %s, "messages": [{"role": "user", "content": "hi"}]}' % token
@@ -469,12 +459,6 @@ def test_many_stalled_uploads_do_not_block_others(gateway: LiveGateway) -> None:
     assert wait_for(lambda: gateway_tasks(gateway) <= before, within=5), (before, gateway_tasks(gateway))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A client that leaves mid-upload is logged as a server fault, twice, with tracebacks: request.stream() in "
-    "app/api/chat.py:_read_json raises starlette.requests.ClientDisconnect, the catch-all handler in "
-    "app/api/errors.py (_unexpected) logs 'unhandled error' and answers 500, and Starlette's "
-    "ServerErrorMiddleware re-raises it so uvicorn logs 'Exception in ASGI application'. Any client can fill "
-    "the error log this way. Fix: catch ClientDisconnect in _read_json and end quietly (debug log, no 500)."))
 def test_abandoned_upload_is_not_logged_as_a_server_error(gateway: LiveGateway,
                                                           caplog: pytest.LogCaptureFixture) -> None:
     before = gateway_tasks(gateway)
@@ -515,7 +499,8 @@ def test_client_disconnect_before_the_first_byte_cancels_the_upstream_call(gatew
     with pytest.raises(httpx.ReadTimeout):
         post(gateway, {"model": model, "messages": HI, "stream": stream}, timeout=1)
     # first_byte_s is 3 s; a gateway that cancels on disconnect lets go well before that.
-    released = wait_for(lambda: tcp_states(port) == (baseline, 0) and gateway_tasks(gateway) <= before_tasks,
+    released = wait_for(lambda: tcp_states(port)[0] <= baseline and tcp_states(port)[1] == 0
+                        and gateway_tasks(gateway) <= before_tasks,
                         within=1.5)
     leftover = (tcp_states(port), gateway_tasks(gateway))
     wait_for(lambda: gateway_tasks(gateway) <= before_tasks, within=10)  # let the orphan finish before the next test

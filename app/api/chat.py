@@ -6,11 +6,12 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.requests import ClientDisconnect
 
 from app.api.deps import AppState, ClientAuth, State
 from app.api.metrics import request_meter
@@ -91,21 +92,33 @@ async def _stream(
     headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def frames() -> AsyncIterator[bytes]:
+        # Frames that arrived together leave together: one write instead of one per frame.
+        ready: Callable[[], bool] = getattr(source, "ready", _never)
+        idle_s = state.settings.timeouts.stream_idle_s
         usage: Any = None
         frame: Frame | None = first
+        out: list[bytes] = []
         try:
             while frame is not None:
-                if frame.data.get("usage"):
-                    usage = frame.data["usage"]
-                if chat.include_usage or frame.data.get("choices"):
-                    yield b"data: " + _clean_frame(frame) + b"\n\n"
-                frame = await source.next(state.settings.timeouts.stream_idle_s)
-            yield b"data: [DONE]\n\n"
+                data = frame.data
+                if data is None:
+                    out.append(b"data: " + frame.raw + b"\n\n")
+                else:
+                    if data.get("usage"):
+                        usage = data["usage"]
+                    if chat.include_usage or data.get("choices"):
+                        out.append(b"data: " + _clean_frame(frame) + b"\n\n")
+                if out and not ready():
+                    yield b"".join(out)
+                    out.clear()
+                frame = await source.next(idle_s)
+            out.append(b"data: [DONE]\n\n")
+            yield b"".join(out)
             log.finished(outcome, status=200, usage=usage)
         except AttemptError as error:
             state.engine.report_stream_failure(snapshot, outcome, error)
-            yield _error_frame(error, log.request_id)
-            yield b"data: [DONE]\n\n"
+            out += (_error_frame(error, log.request_id), b"data: [DONE]\n\n")
+            yield b"".join(out)
             log.finished(outcome, status=200, usage=usage, stream_error=error.kind)
         finally:
             source.close()
@@ -113,10 +126,15 @@ async def _stream(
     return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
 
 
+def _never() -> bool:
+    return False
+
+
 def _clean_frame(frame: Frame) -> bytes:
     """Drop nulls OpenAI's schema does not allow, without re-encoding the frame when there are none."""
-    if frame.data.get("system_fingerprint", "") is None or frame.data.get("service_tier", "") is None:
-        data = {k: v for k, v in frame.data.items() if not (k in _NON_NULL_OPTIONAL and v is None)}
+    parsed = frame.data or {}
+    if parsed.get("system_fingerprint", "") is None or parsed.get("service_tier", "") is None:
+        data = {k: v for k, v in parsed.items() if not (k in _NON_NULL_OPTIONAL and v is None)}
         return json.dumps(data).encode()
     return frame.raw
 
@@ -135,18 +153,26 @@ async def _read_json(request: Request, limit: int) -> Any:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit}.")
     chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
+    try:
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > limit:
+                raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
+    except ClientDisconnect:
+        raise ClientClosedRequest("The client closed the connection while sending the body.") from None
     if not chunks:
         raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
     try:
-        return json.loads(chunks)
+        # Strict UTF-8 first: json.loads on bytes would let encoded surrogates through.
+        return json.loads(chunks.decode("utf-8"), parse_constant=_reject_constant)
     except RecursionError:
         raise InvalidRequest("The request body is nested too deeply.", code="invalid_json") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _request_id(request: Request) -> str:

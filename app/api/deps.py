@@ -28,7 +28,7 @@ class AppState:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     return request.app.state.switchyard  # type: ignore[no-any-return]
 
 
@@ -50,7 +50,7 @@ def _matches(token: str, keys: list[str]) -> bool:
     return found
 
 
-def require_client(request: Request, state: State) -> None:
+async def require_client(request: Request, state: State) -> None:
     settings = state.settings
     if not settings.auth_required:
         return
@@ -64,7 +64,7 @@ def require_client(request: Request, state: State) -> None:
         raise Unauthorized("Invalid API key.")
 
 
-def require_admin(request: Request, state: State) -> None:
+async def require_admin(request: Request, state: State) -> None:
     settings = state.settings
     if settings.admin_key is None:
         if settings.auth_required:

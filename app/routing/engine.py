@@ -9,7 +9,6 @@ outcome back into the Router's cooldowns.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +26,6 @@ from app.routing.request import ChatRequest
 from app.routing.snapshot import Snapshot
 from app.routing.wire import OpenAIWire
 
-log = logging.getLogger("switchyard.engine")
 T = TypeVar("T")
 
 
@@ -249,18 +247,7 @@ class Engine:
         return None
 
     async def _router_pick(self, snapshot: Snapshot, group: str, order: int, exclude: set[str]) -> str | None:
-        excluded_entries = [eid for dep_id in exclude for eid in snapshot.entries.get(dep_id, ())]
-        members = snapshot.pool.groups[group].members
-        if all(m.deployment_id in exclude for m in members if m.order == order):
-            return None
-        try:
-            chosen = await snapshot.router.async_get_available_deployment(
-                model=group,
-                request_kwargs={"_excluded_deployment_ids": excluded_entries, "_target_order": order},
-            )
-        except Exception as exc:  # the Router signals "nothing available" with several exception types
-            log.debug("router has no deployment for %s order %s: %s", group, order, type(exc).__name__)
-            return None
+        chosen = await snapshot.picker.pick(group, order, exclude)
         if not chosen:
             return None
         info = chosen.get("model_info") or {}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from app.config import Settings
 from app.errors import ModelNotFound
 from app.pool import OPENROUTER_CREDENTIAL, Deployment, Pool
+from app.routing.picker import Picker
 
 if TYPE_CHECKING:
     from litellm import Router
@@ -33,6 +34,7 @@ def entry_id(deployment_id: str, group: str) -> str:
 class Snapshot:
     pool: Pool
     router: Router
+    picker: Picker = field(repr=False)
     entries: Mapping[str, tuple[str, ...]]
     orders: Mapping[str, tuple[int, ...]]
     credentials: Mapping[str, str | None] = field(repr=False)
@@ -146,6 +148,7 @@ def build_snapshot(pool: Pool, settings: Settings) -> Snapshot:
     return Snapshot(
         pool=pool,
         router=router,
+        picker=Picker(router),
         entries=MappingProxyType({k: tuple(v) for k, v in entries.items()}),
         orders=MappingProxyType(orders),
         credentials=MappingProxyType(resolve_credentials(pool, settings)),

@@ -22,9 +22,13 @@ _DONE = b"[DONE]"
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One SSE `data:` frame: parsed for inspection, raw for forwarding."""
+    """One SSE `data:` frame, raw for forwarding.
 
-    data: Mapping[str, Any]
+    `data` is the parsed frame, or None for a plain content frame: one that has choices and
+    carries no error, no usage and no null the API must drop, so it is forwarded untouched.
+    """
+
+    data: Mapping[str, Any] | None
     raw: bytes
 
 
@@ -108,50 +112,145 @@ class OpenAIWire:
         self.in_flight -= 1
 
 
+class _Stalled(Exception):
+    """Set on the response's reader when the idle deadline passes mid-read."""
+
+
 class WireStream:
-    """Frames of one upstream SSE stream. `next` returns None after `data: [DONE]`."""
+    """Frames of one upstream SSE stream. `next` returns None after `data: [DONE]`.
+
+    The upstream's bytes are read in whatever chunks arrive and split into lines here, so a
+    burst of frames costs one read. The idle timeout is one loop-time deadline per stream,
+    moved forward by each `next` and checked by a single timer that only re-arms when it
+    fires early, instead of a timeout scope per frame.
+    """
 
     def __init__(self, resp: aiohttp.ClientResponse, *, model: str, on_close: Callable[[], None]) -> None:
         self._resp = resp
         self._model = model
         self._on_close: Callable[[], None] | None = on_close
+        self._loop = asyncio.get_running_loop()
+        self._lines: list[bytes] = []  # complete lines not yet read, last one first
+        self._tail = b""
+        self._deadline = 0.0
+        self._timeout_s = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._reading = False
         self.done = False
+
+    def ready(self) -> bool:
+        """Whether `next` has a frame (or the end) without waiting for the network."""
+        lines = self._lines
+        while lines and not lines[-1].lstrip().startswith(b"data:"):
+            lines.pop()
+        return bool(lines) and not self.done
 
     async def next(self, timeout_s: float) -> Frame | None:
         if self.done:
             return None
+        self._deadline = self._loop.time() + timeout_s
+        self._timeout_s = timeout_s
+        if self._timer is None or self._timer.when() > self._deadline:
+            self._arm()
+        self._reading = True
         try:
-            async with asyncio.timeout(timeout_s):
-                return await self._next_frame()
-        except TimeoutError:
+            return await self._next_frame()
+        except _Stalled:
             raise AttemptError("stream_broken", f"{self._model}: stream stalled for {timeout_s:.1f}s") from None
         except aiohttp.ClientError as exc:
             raise AttemptError("stream_broken", f"{self._model}: stream cut ({type(exc).__name__})") from None
+        finally:
+            self._reading = False
 
     async def _next_frame(self) -> Frame | None:
-        content = self._resp.content
+        lines = self._lines
         while True:
-            line = await content.readline()
-            if not line:
-                raise AttemptError("stream_broken", f"{self._model}: stream ended without [DONE]")
-            line = line.strip()
-            if not line or line.startswith(b":") or not line.startswith(b"data:"):
+            if not lines:
+                if not await self._fill():
+                    raise AttemptError("stream_broken", f"{self._model}: stream ended without [DONE]")
+                continue
+            line = lines.pop().strip()
+            if not line.startswith(b"data:"):
                 continue
             raw = line[5:].lstrip()
             if raw == _DONE:
                 self.done = True
+                self._disarm()
                 return None
+            if _plain(raw):
+                return Frame(data=None, raw=raw)
             data = _loads(raw)
             if not isinstance(data, dict):
                 raise AttemptError("stream_broken", f"{self._model}: malformed stream frame")
             _raise_for_frame_error(data, self._model)
             return Frame(data=data, raw=raw)
 
+    async def _fill(self) -> bool:
+        """Read what the upstream sent next into lines; False at the end of the body."""
+        chunk = await self._resp.content.readany()
+        if not chunk:
+            if not self._tail:
+                return False
+            self._lines.append(self._tail)
+            self._tail = b""
+            return True
+        parts = (self._tail + chunk).split(b"\n") if self._tail else chunk.split(b"\n")
+        self._tail = parts.pop()
+        parts.reverse()
+        self._lines.extend(parts)
+        return True
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(self._deadline, self._expire)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        if not self._reading:
+            return  # the next `next` re-arms; time spent with the client is not the upstream's
+        if self._loop.time() < self._deadline:
+            self._arm()
+            return
+        self._resp.content.set_exception(_Stalled())
+
     def close(self) -> None:
+        self._disarm()
         self._resp.close()
         if self._on_close is not None:
             self._on_close, on_close = None, self._on_close
             on_close()
+
+
+def _plain(raw: bytes) -> bool:
+    """A content frame that needs no parsing: choices, and no error, usage or droppable null.
+
+    Byte checks only; anything unusual (spacing, a key inside the text) just gets parsed.
+    """
+    if b'"error"' in raw or not _follows(raw, b'"choices"', (b"[{",)):
+        return False
+    if b'"usage"' in raw and not _every_null(raw, b'"usage"'):
+        return False
+    return not _follows(raw, b'"system_fingerprint"', (b"null",)) and not _follows(raw, b'"service_tier"', (b"null",))
+
+
+def _follows(raw: bytes, key: bytes, values: tuple[bytes, ...]) -> bool:
+    """Whether `key` appears as `key:<value>` (no spaces) with one of `values` after it."""
+    at = raw.find(key + b":")
+    while at >= 0:
+        if raw.startswith(values, at + len(key) + 1):
+            return True
+        at = raw.find(key + b":", at + 1)
+    return False
+
+
+def _every_null(raw: bytes, key: bytes) -> bool:
+    return raw.count(key) == raw.count(key + b":null")
 
 
 def _raise_for_frame_error(data: Mapping[str, Any], model: str) -> None:

@@ -1,0 +1,131 @@
+"""The cached pick: the Router's weights, cooldowns and tiers, without its per-request passes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from app.routing.picker import Picker
+
+
+def _router(members: list[tuple[str, int, int]], **extra: Any) -> Any:
+    """A Router over group `g`: (deployment id, weight, order) per member, ids `<dep>@g`."""
+    import litellm
+
+    model_list = []
+    for dep, weight, order in members:
+        params: dict[str, Any] = {"model": f"openai/{dep}", "api_base": "http://127.0.0.1:9/v1", "api_key": "x",
+                                  "weight": weight, "order": order}
+        params.update(extra.pop(dep, {}))
+        model_list.append({"model_name": "g", "litellm_params": params,
+                           "model_info": {"id": f"{dep}@g", "deployment": dep}})
+    return litellm.Router(model_list=model_list, routing_strategy=extra.pop("strategy", "simple-shuffle"),
+                          num_retries=0, ignore_invalid_deployments=True, **extra)
+
+
+def _picks(picker: Picker, n: int, *, order: int = 1, exclude: frozenset[str] = frozenset()) -> Counter[str | None]:
+    async def run() -> Counter[str | None]:
+        found: Counter[str | None] = Counter()
+        for _ in range(n):
+            chosen = await picker.pick("g", order, exclude)
+            found[chosen["model_info"]["deployment"] if chosen else None] += 1
+        return found
+
+    return asyncio.run(run())
+
+
+def _cool(router: Any, dep: str, seconds: float = 60) -> None:
+    router.cooldown_cache.add_deployment_to_cooldown(
+        model_id=f"{dep}@g", original_exception=RuntimeError("down"), exception_status=503, cooldown_time=seconds)
+
+
+def test_weights_are_the_routers() -> None:
+    picker = Picker(_router([("a", 3, 1), ("b", 1, 1)]))
+    counts = _picks(picker, 4000)
+    assert set(counts) == {"a", "b"}
+    assert 0.70 < counts["a"] / 4000 < 0.80
+
+
+def test_cooling_deployments_are_skipped_and_weights_hold_among_the_rest() -> None:
+    router = _router([("a", 6, 1), ("b", 3, 1), ("c", 1, 1)])
+    picker = Picker(router)
+    _cool(router, "a")
+    counts = _picks(picker, 4000)
+    assert "a" not in counts
+    assert 0.70 < counts["b"] / 4000 < 0.80
+
+
+def test_every_member_cooling_picks_nothing() -> None:
+    router = _router([("a", 1, 1), ("b", 1, 1)])
+    picker = Picker(router)
+    _cool(router, "a")
+    _cool(router, "b")
+    assert _picks(picker, 20) == Counter({None: 20})
+
+
+def test_cooldowns_are_read_from_the_routers_current_cache() -> None:
+    """A rebuild hands the old Router's cooldown cache to the new one after the Picker exists."""
+    old, new = _router([("a", 1, 1), ("b", 1, 1)]), _router([("a", 1, 1), ("b", 1, 1)])
+    picker = Picker(new)
+    _cool(old, "a")
+    new.cooldown_cache = old.cooldown_cache
+    assert _picks(picker, 200) == Counter({"b": 200})
+
+
+def test_excluded_deployments_are_not_picked() -> None:
+    picker = Picker(_router([("a", 5, 1), ("b", 1, 1), ("c", 1, 1)]))
+    assert set(_picks(picker, 300, exclude=frozenset({"a"}))) == {"b", "c"}
+    assert _picks(picker, 10, exclude=frozenset({"a", "b", "c"})) == Counter({None: 10})
+
+
+def test_only_the_requested_order_is_picked() -> None:
+    router = _router([("a", 1, 1), ("b", 1, 2), ("c", 1, 2)])
+    picker = Picker(router)
+    assert set(_picks(picker, 200, order=1)) == {"a"}
+    assert set(_picks(picker, 200, order=2)) == {"b", "c"}
+    assert _picks(picker, 5, order=3) == Counter({None: 5})
+    _cool(router, "a")
+    assert _picks(picker, 5, order=1) == Counter({None: 5})
+
+
+@pytest.mark.parametrize("limit", [{"rpm": 100}, {"tpm": 10_000}])
+def test_rpm_or_tpm_limits_delegate_to_the_router(limit: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    router = _router([("a", 1, 1), ("b", 1, 1)], a=limit)
+    picker = Picker(router)
+    assert picker.delegates("g")
+    calls: list[dict[str, Any]] = []
+    original = router.async_get_available_deployment
+
+    async def spy(**kwargs: Any) -> Any:
+        calls.append({k: list(v) if isinstance(v, list) else v for k, v in kwargs["request_kwargs"].items()})
+        return await original(**kwargs)
+
+    monkeypatch.setattr(router, "async_get_available_deployment", spy)
+    assert set(_picks(picker, 50, exclude=frozenset({"a"}))) == {"b"}
+    assert calls[0] == {"_excluded_deployment_ids": ["a@g"], "_target_order": 1}
+    _cool(router, "b")
+    assert _picks(picker, 5, exclude=frozenset({"a"})) == Counter({None: 5})
+
+
+def test_another_strategy_delegates_to_the_router() -> None:
+    router = _router([("a", 1, 1), ("b", 1, 1)], strategy="least-busy")
+    picker = Picker(router)
+    assert picker.delegates("g")
+    assert set(_picks(picker, 50)) <= {"a", "b"}
+    _cool(router, "a")
+    assert set(_picks(picker, 50)) == {"b"}
+
+
+def test_a_plain_group_does_not_call_the_routers_full_pick(monkeypatch: pytest.MonkeyPatch) -> None:
+    router = _router([("a", 1, 1), ("b", 1, 1)])
+    picker = Picker(router)
+
+    async def refuse(**kwargs: Any) -> Any:
+        raise AssertionError("the full Router pick ran")
+
+    monkeypatch.setattr(router, "async_get_available_deployment", refuse)
+    assert not picker.delegates("g")
+    assert set(_picks(picker, 50)) == {"a", "b"}
