@@ -79,6 +79,7 @@ def sandbox() -> Iterator[Any]:
     from app.sandbox import SandboxThread
 
     with SandboxThread() as sb:
+        sb.original_catalogue = sb.server.catalogue  # restored after every test (see _reset_sandbox)
         yield sb
 
 
@@ -91,6 +92,7 @@ def _reset_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
         sb = request.getfixturevalue("sandbox")
         sb.server.set_plan(FaultPlan())
         sb.server.reset()
+        sb.server.catalogue = sb.original_catalogue
 
 
 @pytest.fixture

@@ -240,3 +240,15 @@ def test_content_policy_fallback_when_configured(start_gateway: Callable[..., An
     assert resp.status_code == 200 and resp.headers["x-switchyard-group"] == "lenient"
     assert resp.json()["choices"][0]["finish_reason"] == "stop"
     assert len([c for c in sandbox.server.calls if c.model.endswith(":free")]) == 1
+
+
+def test_paid_fallbacks_are_capped_and_can_be_switched_off(start_gateway: Callable[..., Any], sandbox: Any) -> None:
+    gw = start_gateway(pool={"health": {"enabled": False}, "paid_max_tokens": 512})
+    resp = httpx.post(f"{gw.url}/v1/chat/completions", timeout=30,
+                      json={"model": "paid", "messages": HELLO, "max_tokens": 100_000})
+    assert resp.status_code == 200
+    assert sandbox.server.calls[-1].body["max_tokens"] == 512
+    free_only = start_gateway(pool={"health": {"enabled": False}, "allow_paid": False})
+    pool = free_only.state.holder.current.pool
+    assert pool.groups["paid"].members == ()
+    assert all(pool.deployments[m.deployment_id].tier == "free" for m in pool.groups["auto"].members)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -117,6 +119,10 @@ def test_unchanged_catalogue_refreshes_to_the_same_pool(start_gateway: Callable[
 def test_models_vanishing_and_appearing_fail_no_request(start_gateway: Callable[..., Any], sandbox: Any) -> None:
     gw = start_gateway(admin_key="admin", pool=NO_FREE_LIMIT)
     leaving = members(gw, "free")[0].model
+    snapshot = json.loads(Path("app/data/openrouter/models-2026-08-19.json").read_text())["data"]
+    template = next(m for m in snapshot if m["id"] == members(gw, "free")[1].model)
+    newcomer = {**template, "id": "switchyard-test/brand-new-model:free",
+                "canonical_slug": "switchyard-test/brand-new-model", "created": int(time.time())}
     failures: list[int] = []
     stop = threading.Event()
 
@@ -131,6 +137,7 @@ def test_models_vanishing_and_appearing_fail_no_request(start_gateway: Callable[
         worker.start()
     time.sleep(0.5)
     sandbox.server.remove_model(leaving)  # gone upstream before the gateway knows
+    sandbox.server.add_model(newcomer)
     time.sleep(0.5)
     httpx.post(f"{gw.url}/admin/refresh", headers={"Authorization": "Bearer admin"}, timeout=30).raise_for_status()
     time.sleep(0.5)
@@ -140,3 +147,6 @@ def test_models_vanishing_and_appearing_fail_no_request(start_gateway: Callable[
     assert failures == []
     assert leaving not in gw.state.holder.current.pool.groups
     assert leaving not in {d.model for d in members(gw, "free")}
+    assert gw.state.manager.status()["catalogue_models"] == len(snapshot)  # one gone, one new
+    listed = {m["id"] for m in httpx.get(f"{gw.url}/v1/models").json()["data"]}
+    assert leaving not in listed
