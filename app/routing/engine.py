@@ -1,6 +1,7 @@
 """Failover: walk a request through its group, the group's tiers and its fallbacks.
 
-The LiteLLM Router picks every deployment (weights, tiers as `order`, cooldowns); the
+The LiteLLM Router picks every deployment (weights, tiers as `order`, cooldowns; through
+`picker.Picker`, which skips the Router's per-request passes over the whole pool); the
 engine decides what to exclude for this request (already tried, cannot serve it, free
 quota spent), runs the attempt on the lean or the translated path, and reports the
 outcome back into the Router's cooldowns.

@@ -1,8 +1,9 @@
 """The lean path: OpenAI chat-completions wire to OpenRouter, vLLM, OpenAI and friends.
 
 The client's body goes upstream as it came (only `model`, the paid `max_tokens` cap and
-`stream_options` change); answers come back as the upstream's own JSON. Streams are read
-frame by frame so a broken stream is noticed, but frames are forwarded as raw bytes.
+`stream_options` change); answers come back as the upstream's own JSON. Streams are split
+into frames so a broken stream is noticed, but frames are forwarded as raw bytes and only
+parsed when they may carry an error, usage or a null to drop.
 """
 
 from __future__ import annotations
