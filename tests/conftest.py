@@ -39,7 +39,8 @@ class LiveGateway:
         self.app = create_app(settings)
         self.port = free_port()
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
-                                lifespan="on", timeout_graceful_shutdown=5)
+                                lifespan="on", timeout_graceful_shutdown=5,
+                                timeout_keep_alive=30)  # as `switchyard serve`: no idle-close race
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.error: BaseException | None = None
