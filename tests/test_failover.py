@@ -252,3 +252,29 @@ def test_paid_fallbacks_are_capped_and_can_be_switched_off(start_gateway: Callab
     pool = free_only.state.holder.current.pool
     assert pool.groups["paid"].members == ()
     assert all(pool.deployments[m.deployment_id].tier == "free" for m in pool.groups["auto"].members)
+
+
+def test_upstream_402_names_the_cause_and_is_not_retried(start_gateway: Callable[..., Any], sandbox: Any) -> None:
+    gw = start_gateway(pool={"health": {"enabled": False}})
+    sandbox.server.set_plan(FaultPlan(default=ModelFaults(error_rate=1.0, error_codes=[402]),
+                                      free_models=ModelFaults(error_rate=1.0, error_codes=[402])))
+    resp = chat(gw, "auto")
+    assert resp.status_code == 502 and resp.json()["error"]["code"] == "upstream_payment"
+    assert len(sandbox.server.calls) == 1
+
+
+def test_answer_only_in_reasoning_stays_visible(start_gateway: Callable[..., Any], sandbox: Any) -> None:
+    gw = start_gateway(pool={"health": {"enabled": False}})
+    model = gw.state.holder.current.pool.deployments[
+        gw.state.holder.current.pool.groups["free"].members[0].deployment_id].model
+    sandbox.server.set_plan(FaultPlan(models={model: ModelFaults(reasoning_only=True)}))
+    resp = chat(gw, model)
+    assert f"Hello from {model}" in resp.json()["choices"][0]["message"]["content"]
+    body = {"model": model, "messages": HELLO, "stream": True}
+    with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body, timeout=30) as streamed:
+        lines = [line for line in streamed.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    # Streams keep OpenRouter's `delta.reasoning` as it comes (content cannot be known to stay empty).
+    reasoning = "".join(json.loads(line[6:])["choices"][0]["delta"].get("reasoning") or ""
+                        for line in lines[:-1] if json.loads(line[6:]).get("choices"))
+    assert f"Hello from {model}" in reasoning
