@@ -19,6 +19,9 @@ import pytest
 from app.config import Settings
 
 OPENROUTER_TEST_KEY = "sk-or-v1-test-secret-0123456789abcdef"
+# The two sandbox models behind the `chain` fixture's static groups.
+CHAIN_PRIMARY = "poolside/laguna-s-2.1:free"
+CHAIN_BACKUP = "z-ai/glm-5.2:free"
 
 
 def free_port() -> int:
@@ -123,6 +126,30 @@ def start_gateway(make_settings: Callable[..., Settings]) -> Iterator[Callable[.
     yield start
     for gateway in started:
         gateway.stop()
+
+
+@pytest.fixture
+def chain(start_gateway: Callable[..., LiveGateway], sandbox: Any,
+          monkeypatch: pytest.MonkeyPatch) -> Callable[..., LiveGateway]:
+    """A deterministic chain: static group `primary` (CHAIN_PRIMARY) falls back to `backup` (CHAIN_BACKUP)."""
+    monkeypatch.setenv("SANDBOX_UPSTREAM_KEY", "sk-static-test-key")
+    common = {"api_base": sandbox.base_url, "wire": "openai", "api_key_env": "SANDBOX_UPSTREAM_KEY"}
+
+    def start(**overrides: Any) -> LiveGateway:
+        settings: dict[str, Any] = {
+            "deployments": [
+                {"name": "primary", "model": f"openai/{CHAIN_PRIMARY}", **common},
+                {"name": "backup", "model": f"openai/{CHAIN_BACKUP}", **common},
+            ],
+            "fallbacks": {"primary": ["backup"]},
+            "retries": {"backoff_base_s": 0.01, "cooldown_s": 30},
+            "pool": {"health": {"enabled": False}},
+        }
+        for key, value in overrides.items():
+            settings[key] = {**settings[key], **value} if isinstance(settings.get(key), dict) else value
+        return start_gateway(**settings)
+
+    return start
 
 
 @contextmanager

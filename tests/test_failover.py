@@ -16,31 +16,9 @@ import pytest
 
 from app.sandbox import FaultPlan, ModelFaults
 
-A = "poolside/laguna-s-2.1:free"
-B = "z-ai/glm-5.2:free"
+from tests.conftest import CHAIN_BACKUP as B
+from tests.conftest import CHAIN_PRIMARY as A
 HELLO = [{"role": "user", "content": "hello"}]
-
-
-@pytest.fixture
-def chain(start_gateway: Callable[..., Any], sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
-    monkeypatch.setenv("SANDBOX_UPSTREAM_KEY", "sk-static-test-key")
-    common = {"api_base": sandbox.base_url, "wire": "openai", "api_key_env": "SANDBOX_UPSTREAM_KEY"}
-
-    def start(**overrides: Any) -> Any:
-        settings: dict[str, Any] = {
-            "deployments": [
-                {"name": "primary", "model": f"openai/{A}", **common},
-                {"name": "backup", "model": f"openai/{B}", **common},
-            ],
-            "fallbacks": {"primary": ["backup"]},
-            "retries": {"backoff_base_s": 0.01, "cooldown_s": 30},
-            "pool": {"health": {"enabled": False}},
-        }
-        for key, value in overrides.items():
-            settings[key] = {**settings[key], **value} if isinstance(settings.get(key), dict) else value
-        return start_gateway(**settings)
-
-    return start
 
 
 def plan(sandbox: Any, **models: ModelFaults) -> None:

@@ -12,23 +12,8 @@ import pytest
 
 from app.sandbox import FaultPlan, ModelFaults
 
-A = "poolside/laguna-s-2.1:free"
-B = "z-ai/glm-5.2:free"
+from tests.conftest import CHAIN_PRIMARY as A
 HELLO = [{"role": "user", "content": "hello"}]
-
-
-@pytest.fixture
-def chain(start_gateway: Callable[..., Any], sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
-    monkeypatch.setenv("SANDBOX_UPSTREAM_KEY", "sk-static-test-key")
-    common = {"api_base": sandbox.base_url, "wire": "openai", "api_key_env": "SANDBOX_UPSTREAM_KEY"}
-
-    def start(**overrides: Any) -> Any:
-        return start_gateway(
-            deployments=[{"name": "primary", "model": f"openai/{A}", **common},
-                         {"name": "backup", "model": f"openai/{B}", **common}],
-            fallbacks={"primary": ["backup"]}, pool={"health": {"enabled": False}}, **overrides)
-
-    return start
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:

@@ -16,8 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.sandbox import FaultPlan, ModelFaults
 from tests.conftest import OPENROUTER_TEST_KEY
 
-A = "poolside/laguna-s-2.1:free"
-B = "z-ai/glm-5.2:free"
+from tests.conftest import CHAIN_PRIMARY as A
 HELLO = [{"role": "user", "content": "hello"}]
 
 
@@ -36,17 +35,11 @@ def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
 
 
 @pytest.fixture
-def chain(start_gateway: Callable[..., Any], sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("SANDBOX_UPSTREAM_KEY", "sk-static-test-key")
-    common = {"api_base": sandbox.base_url, "wire": "openai", "api_key_env": "SANDBOX_UPSTREAM_KEY"}
-    return start_gateway(
-        deployments=[{"name": "primary", "model": f"openai/{A}", **common},
-                     {"name": "backup", "model": f"openai/{B}", **common}],
-        fallbacks={"primary": ["backup"]}, admin_key="admin", pool={"health": {"enabled": False}})
+def gw(chain: Callable[..., Any]) -> Any:
+    return chain(admin_key="admin")
 
 
-def test_metrics_follow_fallbacks_429s_and_cost(chain: Any, sandbox: Any) -> None:
-    gw = chain
+def test_metrics_follow_fallbacks_429s_and_cost(gw: Any, sandbox: Any) -> None:
     sandbox.server.set_plan(FaultPlan(models={A: ModelFaults(rate_limit_rate=1.0, retry_after_s=30)}))
     assert httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "primary", "messages": HELLO}).status_code == 200
     paid = next(d.model for d in gw.state.holder.current.pool.deployments.values() if d.tier == "paid")
@@ -60,8 +53,7 @@ def test_metrics_follow_fallbacks_429s_and_cost(chain: Any, sandbox: Any) -> Non
     assert value(found, "switchyard_requests_total", alias="primary", status_class="2xx") == 1
 
 
-def test_pool_gauges_equal_the_admin_pool(chain: Any) -> None:
-    gw = chain
+def test_pool_gauges_equal_the_admin_pool(gw: Any) -> None:
     pool = httpx.get(f"{gw.url}/admin/pool", headers={"Authorization": "Bearer admin"}).json()
     found = samples(gw)
     for alias, members in pool["groups"].items():
@@ -70,12 +62,12 @@ def test_pool_gauges_equal_the_admin_pool(chain: Any) -> None:
             assert value(found, "switchyard_pool_deployments", alias=alias, tier=tier) == expected, (alias, tier)
 
 
-def test_exposition_passes_promtool(chain: Any) -> None:
+def test_exposition_passes_promtool(gw: Any) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (.ci/run installs Debian's prometheus)")
-    httpx.post(f"{chain.url}/v1/chat/completions", json={"model": "primary", "messages": HELLO})
-    text = httpx.get(f"{chain.url}/metrics").text
+    httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "primary", "messages": HELLO})
+    text = httpx.get(f"{gw.url}/metrics").text
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
 
