@@ -75,9 +75,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         manager = PoolManager(settings=settings, holder=holder, http=http, base_url=settings.openrouter_base_url,
                               api_key=api_key or ("sandbox" if settings.use_sandbox else None), passive=passive,
                               budget=budget, observer=RefreshMetrics(metrics))
-        metrics.watch(budget=budget, manager=manager, holder=holder)
         engine = Engine(settings=settings, wire=OpenAIWire(session, connect_s=settings.timeouts.connect_s),
                         budget=budget, observer=PassiveFeedback(passive, then=MetricsObserver(metrics)))
+        metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine)
         app.state.switchyard = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
                                         manager=manager, extras={"metrics": metrics})
         await manager.start()

@@ -7,7 +7,8 @@ places:
     RefreshMetrics     the PoolManager's RefreshObserver: pool gauges on every publish, refreshes
     RequestMeter       one per client request, opened and closed by the ASGI middleware in
                        `app.api.metrics`, told the outcome and usage by the request log
-    RuntimeCollector   read at scrape time: free-tier budget, catalogue, cooldowns right now
+    RuntimeCollector   read at scrape time: free-tier budget, catalogue, cooldowns,
+                       upstream calls open now
 
 Label values are bounded. `alias` is a configured alias or static deployment name, `model`
 (a pool model asked for by its id) or `other` (an unknown name, or a request that never got
@@ -19,10 +20,8 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -31,54 +30,25 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from app.activity import RecentActivity
 from app.pool import Deployment, Pool
 from app.refresh import RefreshObserver
 from app.routing.engine import AttemptObserver, AttemptRecord
+from app.usage import Cost, usage_tokens
 
 if TYPE_CHECKING:
     from app.refresh import PoolManager
     from app.routing.budget import FreeTierBudget
-    from app.routing.engine import Outcome
+    from app.routing.engine import Engine, Outcome
     from app.routing.snapshot import Snapshot, SnapshotHolder
 
 OTHER = "other"
 DIRECT_MODEL = "model"
-TOKEN_KINDS = ("prompt", "completion", "reasoning")
+TOKEN_KINDS = ("prompt", "completion", "reasoning")  # the order usage_tokens returns
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 _TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 _OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _REFRESH_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-
-
-class Cost(NamedTuple):
-    usd: float
-    source: str  # "upstream" (usage.cost) or "catalogue" (tokens x prices)
-
-
-def usage_cost(usage: Any, deployment: Deployment) -> Cost | None:
-    """USD cost of one answer: the upstream's `usage.cost` when it has one, else catalogue prices."""
-    if not isinstance(usage, Mapping):
-        return None
-    cost = usage.get("cost")
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-        return Cost(float(cost), "upstream")
-    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    if isinstance(prompt, int) and isinstance(completion, int):
-        return Cost(prompt * deployment.prompt_price + completion * deployment.completion_price, "catalogue")
-    return None
-
-
-def usage_tokens(usage: Any) -> tuple[int, int, int]:
-    """(prompt, completion, reasoning) tokens; reasoning tokens are part of completion tokens."""
-    if not isinstance(usage, Mapping):
-        return 0, 0, 0
-    details = usage.get("completion_tokens_details")
-    reasoning = details.get("reasoning_tokens") if isinstance(details, Mapping) else None
-    return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(reasoning)
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def status_class(status: int) -> str:
@@ -122,10 +92,11 @@ class Labelled:
         self.family.clear()
 
     def forget(self, name: str, value: str) -> None:
-        """Remove every series whose label `name` is `value`."""
+        """Remove every series whose label `name` is `value` (all series are made through `__call__`)."""
         index = self.names.index(name)
-        self._children = {k: v for k, v in self._children.items() if k[index] != value}
-        self.family.remove_by_labels({name: value})
+        for key in [k for k in self._children if k[index] == value]:
+            del self._children[key]
+            self.family.remove(*key)
 
 
 class Metrics:
@@ -304,9 +275,10 @@ class Metrics:
             self.overhead.observe(max(0.0, until - meter.started - meter.upstream_s))
         self.activity.request(klass)
 
-    def watch(self, *, budget: FreeTierBudget, manager: PoolManager, holder: SnapshotHolder) -> None:
+    def watch(self, *, budget: FreeTierBudget, manager: PoolManager, holder: SnapshotHolder, engine: Engine) -> None:
         """Register the scrape-time collector over the lifespan's live objects."""
-        self.registry.register(RuntimeCollector(metrics=self, budget=budget, manager=manager, holder=holder))
+        self.registry.register(RuntimeCollector(metrics=self, budget=budget, manager=manager, holder=holder,
+                                                engine=engine))
 
 
 class RequestMeter:
@@ -379,8 +351,9 @@ class RuntimeCollector(Collector):
     """Values that are cheapest read when Prometheus asks: budget, catalogue, cooldowns now."""
 
     def __init__(self, *, metrics: Metrics, budget: FreeTierBudget, manager: PoolManager,
-                 holder: SnapshotHolder) -> None:
+                 holder: SnapshotHolder, engine: Engine) -> None:
         self._metrics = metrics
+        self._engine = engine
         self._budget = budget
         self._manager = manager
         self._holder = holder
@@ -412,6 +385,9 @@ class RuntimeCollector(Collector):
         yield GaugeMetricFamily("switchyard_health_gated_models",
                                 "Candidate models kept out of the pool by active health (no serving endpoint, "
                                 "low uptime).", value=len(self._manager.gated()))
+        yield GaugeMetricFamily("switchyard_upstream_requests_in_flight",
+                                "Upstream calls open right now on the lean OpenAI-wire path (streams until closed).",
+                                value=self._engine.upstream_in_flight)
         yield self._cooling()
 
     def _cooling(self) -> Metric:
@@ -429,41 +405,3 @@ class RuntimeCollector(Collector):
         for (model, tier), value in state.items():
             family.add_metric((model, tier), value)
         return family
-
-
-@dataclass(slots=True)
-class Minute:
-    """One minute of traffic: upstream attempts by (model, outcome), client requests by status class."""
-
-    minute: int
-    attempts: dict[tuple[str, str], int] = field(default_factory=dict)
-    requests: dict[str, int] = field(default_factory=dict)
-
-
-class RecentActivity:
-    """Per-minute counts over the last few minutes, for the status page."""
-
-    def __init__(self, *, minutes: int = 15) -> None:
-        self.minutes = minutes
-        self._buckets: deque[Minute] = deque(maxlen=minutes)
-
-    def _bucket(self, now: float | None) -> Minute:
-        minute = int((time.time() if now is None else now) // 60)
-        if not self._buckets or self._buckets[-1].minute != minute:
-            self._buckets.append(Minute(minute))
-        return self._buckets[-1]
-
-    def attempt(self, model: str, outcome: str, now: float | None = None) -> None:
-        counts = self._bucket(now).attempts
-        key = (model, outcome)
-        counts[key] = counts.get(key, 0) + 1
-
-    def request(self, klass: str, now: float | None = None) -> None:
-        counts = self._bucket(now).requests
-        counts[klass] = counts.get(klass, 0) + 1
-
-    def window(self, now: float | None = None) -> list[Minute]:
-        """The last `minutes` minutes, oldest first, with empty minutes filled in."""
-        current = int((time.time() if now is None else now) // 60)
-        by_minute = {b.minute: b for b in self._buckets}
-        return [by_minute.get(m) or Minute(m) for m in range(current - self.minutes + 1, current + 1)]

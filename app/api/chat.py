@@ -18,7 +18,7 @@ from app.api.metrics import request_meter
 from app.api.openapi import CHAT_REQUEST_SCHEMA
 from app.api.telemetry import RequestLog
 from app.errors import ClientClosedRequest, InvalidRequest, NotReady, PayloadTooLarge, UnsupportedMediaType
-from app.metrics import usage_cost
+from app.usage import usage_cost
 from app.routing.attempt import AttemptError
 from app.routing.engine import Outcome
 from app.routing.request import ChatRequest, parse_chat_request

@@ -22,7 +22,8 @@ from fastapi.responses import HTMLResponse
 
 from app.api.deps import AppState, State
 from app.api.metrics import metrics_of
-from app.metrics import Minute, cooling_down
+from app.activity import Minute
+from app.metrics import cooling_down
 
 router = APIRouter()
 REFRESH_S = 15
@@ -39,6 +40,7 @@ _COLOUR = dict(OUTCOME_COLOURS)
 @dataclass(frozen=True, slots=True)
 class MemberRow:
     rank: int
+    order: int
     model: str
     tier: str
     health: float | None
@@ -72,6 +74,7 @@ class StatusView:
     refresh: Mapping[str, Any]
     budget: Mapping[str, Any]
     minutes: Sequence[Minute]
+    answered: Mapping[str, int]
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -98,7 +101,7 @@ def gather(state: AppState, *, version: str) -> StatusView:
               "budget": budget_view, "minutes": minutes}
     if snapshot is None:
         return StatusView(state="not ready", reason="no pool has been built yet", source="none", built_at=None,
-                          aliases=(), tiers={}, **common)
+                          aliases=(), tiers={}, answered={}, **common)
     pool = snapshot.pool
     cooling = cooling_down(snapshot, now)
     aliases = []
@@ -109,19 +112,25 @@ def gather(state: AppState, *, version: str) -> StatusView:
         for member in group.members:
             dep = pool.deployments[member.deployment_id]
             ok, total = per_model.get(dep.model, (0, 0))
-            rows.append(MemberRow(rank=member.rank, model=dep.model, tier=dep.tier, health=member.health,
-                                  score=member.score, weight=member.weight, ok=ok, total=total,
-                                  cooling_s=cooling.get(dep.id)))
+            rows.append(MemberRow(rank=member.rank, order=member.order, model=dep.model, tier=dep.tier,
+                                  health=member.health, score=member.score, weight=member.weight, ok=ok,
+                                  total=total, cooling_s=cooling.get(dep.id)))
         aliases.append(AliasView(name=group.name, kind=group.kind, description=group.description,
                                  fallbacks=(*group.fallbacks, *group.context_window_fallbacks), rows=tuple(rows)))
     tiers: dict[str, int] = {}
+    tier_of: dict[str, str] = {}
     for dep in pool.deployments.values():
         tiers[dep.tier] = tiers.get(dep.tier, 0) + 1
+        tier_of[dep.model] = dep.tier
+    answered: dict[str, int] = {}
+    for model, (ok, _) in per_model.items():
+        if ok and model in tier_of:
+            answered[tier_of[model]] = answered.get(tier_of[model], 0) + ok
     routable = any(g.members for g in pool.groups.values())
     condition = "not ready" if not routable else ("degraded" if pool.degraded_reason else "ready")
     reason = pool.degraded_reason or (None if routable else "the pool has no deployments")
     return StatusView(state=condition, reason=reason, source=pool.source, built_at=pool.built_at,
-                      aliases=tuple(aliases), tiers=tiers, **common)
+                      aliases=tuple(aliases), tiers=tiers, answered=answered, **common)
 
 
 # -- rendering ---------------------------------------------------------------------------
@@ -163,10 +172,10 @@ def _tiles(view: StatusView) -> str:
     req_sub = f'{_pct(ok_req, total_req)} 2xx · {requests.get("4xx", 0)} 4xx · {requests.get("5xx", 0)} 5xx'
     att_sub = f"{_pct(ok_att, total_att)} ok · {total_att - ok_att} failed"
     tiers = " · ".join(f"{n} {escape(t)}" for t, n in sorted(view.tiers.items())) or "empty"
-    benched = sum(1 for a in view.aliases for r in a.rows if r.cooling_s)
+    benched = len({r.model for a in view.aliases for r in a.rows if r.cooling_s})
     cards = [
         _tile(f"Requests · {span}", f"{total_req:,}", req_sub, _rate_class(ok_req, total_req)),
-        _tile(f"Upstream attempts · {span}", f"{total_att:,}", att_sub, _rate_class(ok_att, total_att)),
+        _tile(f"Upstream · {span}", f"{total_att:,}", att_sub, _rate_class(ok_att, total_att)),
         _tile("Pool", f"{sum(view.tiers.values())}<small>deployments</small>", tiers),
         _budget_tile(view),
         _refresh_tile(view),
@@ -199,7 +208,8 @@ def _refresh_tile(view: StatusView) -> str:
     if not last:
         return _tile("Last refresh", "—", "none yet")
     ok = last.get("outcome") == "ok"
-    detail = f'{escape(str(last.get("kind", "")))} · {last.get("duration_s", 0):.2f} s · {_ago(view.now, last.get("at"))}'
+    kind = escape(str(last.get("kind", "")))
+    detail = f'{kind} · {last.get("duration_s", 0):.2f} s · {_ago(view.now, last.get("at"))}'
     sub = f'{detail} · {counts.get("ok", 0)} ok / {counts.get("failed", 0)} failed · ' \
           f'catalogue {refresh.get("catalogue_models", 0)}'
     if not ok:
@@ -257,21 +267,36 @@ def _mix_panel(view: StatusView) -> str:
                 errors[outcome] = errors.get(outcome, 0) + count
                 by_model[model] = by_model.get(model, 0) + count
     title = f'<h2>Upstream error mix <span class="meta">last {len(view.minutes)} min</span></h2>'
+    share = _share(view)
     if not errors:
         message = "No upstream errors." if total else "No upstream traffic yet."
-        return f'<section class="panel" id="error-mix">{title}<div class="empty">{message}</div></section>'
+        return f'<section class="panel" id="error-mix">{title}<div class="empty">{message}</div>{share}</section>'
     rows = []
     for outcome, count in sorted(errors.items(), key=lambda kv: -kv[1]):
-        share = count / total
+        part = count / total
         rows.append(f'<tr><td><i style="background:{_COLOUR.get(outcome, "#888")}"></i>{escape(outcome)}</td>'
-                    f'<td class="num">{count:,}</td><td class="num">{share:.1%}</td><td class="bar"><div class="hbar">'
-                    f'<span style="width:{share * 100:.1f}%;background:{_COLOUR.get(outcome, "#888")}"></span>'
+                    f'<td class="num">{count:,}</td><td class="num">{part:.1%}</td><td class="bar"><div class="hbar">'
+                    f'<span style="width:{part * 100:.1f}%;background:{_COLOUR.get(outcome, "#888")}"></span>'
                     f'</div></td></tr>')
     worst = sorted(by_model.items(), key=lambda kv: -kv[1])[:3]
     worst_line = " · ".join(f"<code>{escape(m)}</code> {n}" for m, n in worst)
     return (f'<section class="panel" id="error-mix">{title}<table class="mix"><thead><tr><th>outcome</th>'
             f'<th class="num">attempts</th><th class="num">of all</th><th></th></tr></thead><tbody>{"".join(rows)}'
-            f'</tbody></table><div class="body meta">Most failing: {worst_line}</div></section>')
+            f'</tbody></table><div class="body meta">Most failing: {worst_line}</div>{share}</section>')
+
+
+def _share(view: StatusView) -> str:
+    """Answered attempts by tier: how much of the traffic the free tier carries."""
+    total = sum(view.answered.values())
+    if not total:
+        return ""
+    order = sorted(view.answered.items(), key=lambda kv: ("free", "paid", "static").index(kv[0])
+                   if kv[0] in ("free", "paid", "static") else 9)
+    bars = "".join(f'<span class="{escape(t)}" style="width:{n / total * 100:.1f}%" title="{escape(t)} {n}"></span>'
+                   for t, n in order)
+    text = " · ".join(f'<span class="tier {escape(t)}">{escape(t)}</span> {n / total:.0%} ({n:,})' for t, n in order)
+    return (f'<div class="body" id="tier-share"><div class="meta">Answered by tier</div>'
+            f'<div class="share free-paid">{bars}</div><div class="meta">{text}</div></div>')
 
 
 def _alias(alias: AliasView) -> str:
@@ -281,20 +306,23 @@ def _alias(alias: AliasView) -> str:
     if not alias.rows:
         return f'<section class="panel alias" data-alias="{escape(alias.name)}">{head}' \
                f'<div class="empty">No members right now.</div></section>'
-    rows = "".join(_member(r) for r in alias.rows)
+    rows = "".join(_member(r, first_of_tier=i > 0 and r.order != alias.rows[i - 1].order)
+                   for i, r in enumerate(alias.rows))
     return (f'<section class="panel alias" data-alias="{escape(alias.name)}">{head}<table><thead><tr>'
             '<th class="num">#</th><th>model</th><th>tier</th><th>health</th><th class="num">score</th>'
             '<th class="num">weight</th><th class="num">success</th><th>state</th></tr></thead>'
             f'<tbody>{rows}</tbody></table></section>')
 
 
-def _member(row: MemberRow) -> str:
+def _member(row: MemberRow, *, first_of_tier: bool) -> str:
     health = "<span class=dim>not read</span>" if row.health is None else _meter(row.health)
+    rate = _pct(row.ok, row.total)
     success = '<span class="dim">—</span>' if not row.total else \
-        f'<span class="{_rate_class(row.ok, row.total)}" title="{row.ok} of {row.total}">{_pct(row.ok, row.total)}</span>'
+        f'<span class="{_rate_class(row.ok, row.total)}" title="{row.ok} of {row.total}">{rate}</span>'
     state = f'<span class="state bad">benched {row.cooling_s:.0f}s</span>' if row.cooling_s else \
         '<span class="state good">serving</span>'
-    return (f'<tr class="{"benched" if row.cooling_s else ""}"><td class="num">{row.rank}</td>'
+    classes = " ".join(c for c, on in (("benched", row.cooling_s), ("tier-start", first_of_tier)) if on)
+    return (f'<tr class="{classes}"><td class="num">{row.rank}</td>'
             f'<td class="model mono" title="{escape(row.model)}">{escape(row.model)}</td>'
             f'<td><span class="tier {escape(row.tier)}">{escape(row.tier)}</span></td><td>{health}</td>'
             f'<td class="num">{row.score:.3f}</td><td class="num">{row.weight}</td><td class="num">{success}</td>'

@@ -9,7 +9,8 @@ from typing import Any
 
 from app.config import Settings
 from app.errors import GatewayError
-from app.metrics import RequestMeter, usage_cost, usage_tokens
+from app.metrics import RequestMeter
+from app.usage import usage_cost, usage_tokens
 from app.routing.engine import Outcome
 
 log = logging.getLogger("switchyard.requests")
