@@ -25,7 +25,7 @@ from app.refresh import PoolManager  # noqa: E402
 from app.routing.budget import FreeTierBudget  # noqa: E402
 from app.routing.engine import Engine  # noqa: E402
 from app.routing.feedback import PassiveFeedback  # noqa: E402
-from app.routing.snapshot import SnapshotHolder  # noqa: E402
+from app.routing.snapshot import SnapshotHolder, load_router_library  # noqa: E402
 from app.routing.wire import OpenAIWire  # noqa: E402
 
 log = logging.getLogger("switchyard")
@@ -80,6 +80,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine)
         app.state.switchyard = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
                                         manager=manager, extras={"metrics": metrics})
+        await asyncio.to_thread(load_router_library)
         await manager.start()
         task = asyncio.create_task(manager.run(), name="switchyard-refresh")
         try:

@@ -9,7 +9,9 @@ are unhooked.
 from __future__ import annotations
 
 import difflib
+import gc
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -107,6 +109,22 @@ def _chat_urls(pool: Pool, settings: Settings) -> dict[str, str]:
         + "/chat/completions"
         for dep in pool.deployments.values()
     }
+
+
+def load_router_library() -> None:
+    """Import LiteLLM (3-4 s of CPU), and the first time freeze what the import left behind.
+
+    The import leaves ~300k objects that live as long as the process. Frozen, the cyclic GC
+    never scans them again: a full collection takes ~8 ms instead of ~130 ms (the request
+    latency tail), while Routers built afterwards stay collectable when they are retired.
+    Blocking: call it in a thread.
+    """
+    if "litellm" in sys.modules:
+        return
+    import litellm  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
 
 
 def build_snapshot(pool: Pool, settings: Settings) -> Snapshot:
