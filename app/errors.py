@@ -5,6 +5,7 @@
     ├── Unauthorized          401     no or wrong gateway key
     ├── Forbidden             403     admin route without the admin key
     ├── ModelNotFound         404     unknown model name (suggests close names)
+    ├── MethodNotAllowed      405     anything but POST on the chat path
     ├── PayloadTooLarge       413     body over max_body_bytes
     ├── UnsupportedMediaType  415     body is not JSON
     ├── ClientClosedRequest   499     the client went away (nobody reads the answer)
@@ -63,6 +64,12 @@ class ModelNotFound(GatewayError):
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
 
 
 class PayloadTooLarge(GatewayError):

@@ -14,10 +14,11 @@ import aiohttp  # noqa: E402
 import httpx  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
-from app.api import admin, chat, health, models, status  # noqa: E402
+from app.api import admin, health, models, status  # noqa: E402
 from app.api import metrics as metrics_api  # noqa: E402
 from app.api.deps import AppState  # noqa: E402
 from app.api.errors import install_error_handlers  # noqa: E402
+from app.api.gateway import Gateway  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.health import PassiveStats  # noqa: E402
 from app.metrics import Metrics, MetricsObserver, RefreshMetrics  # noqa: E402
@@ -33,7 +34,7 @@ SANDBOX_NOTICE = "no OPENROUTER_API_KEY: serving the sandbox catalogue with simu
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(
+    app = Gateway(
         title="Switchyard",
         version="0.1.0",
         description="A self-healing OpenAI-compatible gateway.",
@@ -41,8 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(metrics_api.MetricsMiddleware)
-    for module in (chat, models, health, admin, metrics_api, status):
+    for module in (models, health, admin, metrics_api, status):
         app.include_router(module.router)
     return app
 

@@ -1,133 +1,325 @@
-"""POST /v1/chat/completions — JSON and SSE."""
+"""POST /v1/chat/completions — JSON and SSE, served as plain ASGI.
+
+The hot path does not go through FastAPI: routing, dependency solving, the exception
+middleware and Starlette's Response classes were a third of a request's CPU
+(bench/RESULTS.md). `Gateway.__call__` hands this path to `serve`, which does by hand what
+a route would get: the client key, the request id, metering, OpenAI-shaped errors (built
+by `app.api.errors`, the edge), and cancelling the upstream call when the client leaves.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
-from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
-from app.api.deps import AppState, ClientAuth, State
-from app.api.metrics import request_meter
-from app.api.openapi import CHAT_REQUEST_SCHEMA
+from app.api.deps import AppState, check_client_key
+from app.api.errors import INTERNAL_ERROR, error_body
+from app.api.metrics import metrics_of
 from app.api.telemetry import RequestLog
-from app.errors import ClientClosedRequest, InvalidRequest, NotReady, PayloadTooLarge, UnsupportedMediaType
-from app.usage import usage_cost
+from app.errors import (
+    ClientClosedRequest,
+    GatewayError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotReady,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from app.metrics import RequestMeter
 from app.routing.attempt import AttemptError
 from app.routing.engine import Outcome
 from app.routing.request import ChatRequest, parse_chat_request
 from app.routing.snapshot import Snapshot
 from app.routing.wire import Frame
+from app.usage import usage_cost
 
-router = APIRouter()
-T = TypeVar("T")
+CHAT_PATH = "/v1/chat/completions"
+log = logging.getLogger("switchyard.api")
 _NON_NULL_OPTIONAL = ("system_fingerprint", "service_tier")
 _FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
+_JSON = b"application/json"
+_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no")]
+_DONE = b"data: [DONE]\n\n"
+Headers = list[tuple[bytes, bytes]]
 
 
-@router.post(
-    "/v1/chat/completions",
-    dependencies=[ClientAuth],
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": CHAT_REQUEST_SCHEMA}}}},
-    summary="Create a chat completion (OpenAI-compatible)",
-)
-async def chat_completions(request: Request, state: State) -> Response:
-    request_id = _request_id(request)
-    request.state.request_id = request_id
-    body = await _read_json(request, state.settings.max_body_bytes)
-    chat = parse_chat_request(body, max_messages=state.settings.max_messages)
+async def serve(state: AppState | None, scope: Scope, receive: Receive, send: Send) -> None:
+    """One chat request, from the first header to the last byte; never raises."""
+    head = _RequestHead(scope)
+    request_id = head.request_id()
+    if state is None:  # the lifespan has not built the app state yet
+        await _send_error(send, NotReady("The gateway is starting; see GET /readyz."), request_id)
+        return
+    metrics = metrics_of(state)
+    meter = metrics.open_request()
+    token = metrics.current_meter.set(meter)
+    reply = _Reply(send, meter)
+    try:
+        await _chat(state, head, receive, reply, request_id)
+    except GatewayError as exc:
+        await reply.error(exc, request_id)
+    except Exception:
+        log.exception("unhandled error on POST %s", CHAT_PATH)
+        await reply.error(INTERNAL_ERROR, request_id)
+    finally:
+        metrics.current_meter.reset(token)
+        metrics.close_request(meter)
+
+
+async def _chat(state: AppState, head: _RequestHead, receive: Receive, reply: _Reply, request_id: str) -> None:
+    if head.method != "POST":
+        raise MethodNotAllowed(f"Use POST for {CHAT_PATH}.", headers={"Allow": "POST"})
+    settings = state.settings
+    if settings.auth_required:
+        check_client_key(settings, head.get(b"authorization"))
+    body = await _read_json(receive, head, settings.max_body_bytes)
+    chat = parse_chat_request(body, max_messages=settings.max_messages)
     snapshot = state.holder.current
     if snapshot is None:
         raise NotReady("No routable pool yet; see GET /readyz.")
-    log = RequestLog(request_id=request_id, requested=chat.model, stream=chat.stream, settings=state.settings,
-                     messages=chat.body.get("messages"), meter=request_meter(request))
+    log_line = RequestLog(request_id=request_id, requested=chat.model, stream=chat.stream, settings=settings,
+                          messages=chat.body.get("messages"), meter=reply.meter)
+    watch = _DisconnectWatch(receive)
     try:
         if chat.stream:
-            return await _stream(state, snapshot, chat, log, request)
-        outcome = await _until_disconnect(request, state.engine.complete(chat, snapshot))
-    except Exception as exc:
-        log.failed(exc)
-        raise
-    payload = _normalise(outcome.value, outcome)
-    log.finished(outcome, status=200, usage=payload.get("usage"), completion=payload.get("choices"))
-    headers = _headers(request_id, outcome, payload.get("usage"))
-    return Response(json.dumps(payload).encode(), media_type="application/json", headers=headers)
-
-
-async def _until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
-    """Run `work`, cancelling it if the client goes away: no upstream call continues for nobody."""
-    task = asyncio.ensure_future(work)
-    gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        gone = True
-        task.cancel()
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        return await task
+            await _stream(state, snapshot, chat, log_line, reply, watch)
+        else:
+            outcome = await state.engine.complete(chat, snapshot)
+            watch.stop()
+            payload = _normalise(outcome.value, outcome)
+            log_line.finished(outcome, status=200, usage=payload.get("usage"), completion=payload.get("choices"))
+            data = json.dumps(payload).encode()
+            headers = _outcome_headers(request_id, outcome, payload.get("usage"))
+            headers += ((b"content-type", _JSON), (b"content-length", str(len(data)).encode()))
+            await reply.start(200, headers)
+            await reply.body(data, more=False)
     except asyncio.CancelledError:
-        if gone:
-            raise ClientClosedRequest("The client closed the connection.") from None
+        if not watch.gone:
+            raise
+        watch.absorb()
+        if not reply.started:
+            log_line.failed(ClientClosedRequest(""))
+        raise ClientClosedRequest("The client closed the connection.") from None
+    except Exception as exc:
+        if not reply.started:
+            log_line.failed(exc)
         raise
     finally:
-        watcher.cancel()
+        watch.stop()
 
 
-async def _stream(
-    state: AppState, snapshot: Snapshot, chat: ChatRequest, log: RequestLog, request: Request
-) -> Response:
-    outcome = await _until_disconnect(request, state.engine.open_stream(chat, snapshot))
-    source, first = outcome.value
-    headers = _headers(log.request_id, outcome, None)
-    headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_line: RequestLog, reply: _Reply,
+                  watch: _DisconnectWatch) -> None:
+    engine = state.engine
+    outcome = await engine.open_stream(chat, snapshot)
+    source, frame = outcome.value
+    # Frames that arrived together leave together: one write instead of one per frame.
+    ready: Callable[[], bool] = getattr(source, "ready", _never)
+    idle_s = state.settings.timeouts.stream_idle_s
+    usage: Any = None
+    out: list[bytes] = []
+    try:
+        await reply.start(200, _outcome_headers(log_line.request_id, outcome, None) + _SSE_HEADERS)
+        while frame is not None:
+            data = frame.data
+            if data is None:
+                out.append(b"data: " + frame.raw + b"\n\n")
+            else:
+                if data.get("usage"):
+                    usage = data["usage"]
+                if chat.include_usage or data.get("choices"):
+                    out.append(b"data: " + _clean_frame(frame) + b"\n\n")
+            if out and not ready():
+                await reply.body(b"".join(out), more=True)
+                out.clear()
+            frame = await source.next(idle_s)
+        out.append(_DONE)
+        log_line.finished(outcome, status=200, usage=usage)
+    except AttemptError as error:
+        engine.report_stream_failure(snapshot, outcome, error)
+        out += (_error_frame(error, log_line.request_id), _DONE)
+        log_line.finished(outcome, status=200, usage=usage, stream_error=error.kind)
+    except asyncio.CancelledError:
+        if watch.gone:
+            log_line.finished(outcome, status=200, usage=usage, stream_error="client_closed")
+        raise
+    except Exception as exc:
+        log.exception("stream from %s failed inside the gateway", outcome.deployment.model)
+        out += (_error_frame(AttemptError("internal_error", f"{type(exc).__name__}"), log_line.request_id), _DONE)
+        log_line.finished(outcome, status=200, usage=usage, stream_error="internal_error")
+    finally:
+        source.close()
+    watch.stop()  # before the last write: a finished response reads as a disconnect
+    await reply.body(b"".join(out), more=False)
 
-    async def frames() -> AsyncIterator[bytes]:
-        # Frames that arrived together leave together: one write instead of one per frame.
-        ready: Callable[[], bool] = getattr(source, "ready", _never)
-        idle_s = state.settings.timeouts.stream_idle_s
-        usage: Any = None
-        frame: Frame | None = first
-        out: list[bytes] = []
-        try:
-            while frame is not None:
-                data = frame.data
-                if data is None:
-                    out.append(b"data: " + frame.raw + b"\n\n")
-                else:
-                    if data.get("usage"):
-                        usage = data["usage"]
-                    if chat.include_usage or data.get("choices"):
-                        out.append(b"data: " + _clean_frame(frame) + b"\n\n")
-                if out and not ready():
-                    yield b"".join(out)
-                    out.clear()
-                frame = await source.next(idle_s)
-            out.append(b"data: [DONE]\n\n")
-            yield b"".join(out)
-            log.finished(outcome, status=200, usage=usage)
-        except AttemptError as error:
-            state.engine.report_stream_failure(snapshot, outcome, error)
-            out += (_error_frame(error, log.request_id), b"data: [DONE]\n\n")
-            yield b"".join(out)
-            log.finished(outcome, status=200, usage=usage, stream_error=error.kind)
-        finally:
-            source.close()
 
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
+class _RequestHead:
+    """The request line and the few headers the handler reads (names are lower-case in ASGI)."""
+
+    __slots__ = ("method", "_headers")
+
+    def __init__(self, scope: Scope) -> None:
+        self.method: str = scope["method"]
+        self._headers: Headers = scope["headers"]
+
+    def get(self, name: bytes) -> str | None:
+        for key, value in self._headers:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+    def request_id(self) -> str:
+        given = self.get(b"x-request-id") or ""
+        if 0 < len(given) <= 128 and given.isprintable():
+            return given
+        return f"req_{os.urandom(16).hex()}"
+
+
+class _Reply:
+    """The response side: ASGI sends, with the meter told the status and the first byte."""
+
+    __slots__ = ("_send", "meter", "started")
+
+    def __init__(self, send: Send, meter: RequestMeter) -> None:
+        self._send = send
+        self.meter = meter
+        self.started = False
+
+    async def start(self, status: int, headers: Headers) -> None:
+        self.started = True
+        self.meter.status = status
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def body(self, data: bytes, *, more: bool) -> None:
+        if data and self.meter.first_byte_at is None:
+            self.meter.first_byte_at = time.monotonic()
+        await self._send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def error(self, exc: GatewayError, request_id: str) -> None:
+        if self.started:  # headers are out: nothing to say but to end the body
+            await self.body(b"", more=False)
+            return
+        self.meter.status = exc.status
+        self.started = True
+        await _send_error(self._send, exc, request_id)
+
+
+async def _send_error(send: Send, exc: GatewayError, request_id: str) -> None:
+    data = error_body(exc)
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
+    headers += ((b"x-request-id", request_id.encode("latin-1")), (b"content-type", _JSON),
+                (b"content-length", str(len(data)).encode()))
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": data, "more_body": False})
+
+
+class _DisconnectWatch:
+    """Cancels the request's task when the client goes away: no upstream call runs for nobody.
+
+    One task per request waits on `receive` once the body is read; the server answers it with
+    `http.disconnect` when the client leaves, and also once the response is complete, so the
+    watch is stopped before the last write.
+    """
+
+    __slots__ = ("gone", "_task", "_watcher")
+
+    def __init__(self, receive: Receive) -> None:
+        self.gone = False
+        self._task = asyncio.current_task()
+        self._watcher: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        self._watcher = None
+        if self._task is not None:
+            self._task.cancel()
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+
+    def absorb(self) -> None:
+        """The cancellation was ours and has been handled: clear it from the task's count."""
+        if self._task is not None:
+            self._task.uncancel()
+
+
+async def _read_json(receive: Receive, head: _RequestHead, limit: int) -> Any:
+    content_type = (head.get(b"content-type") or "application/json").lower()
+    if "json" not in content_type:
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}.")
+    declared = head.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit}.")
+    raw = await _read_body(receive, limit)
+    if not raw:
+        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        # Strict UTF-8 first: json.loads on bytes would let encoded surrogates through.
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidRequest("The request body is nested too deeply.", code="invalid_json") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientClosedRequest("The client closed the connection while sending the body.")
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
+        return body
+    chunks = bytearray(body)
+    while True:
+        if len(chunks) > limit:
+            raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientClosedRequest("The client closed the connection while sending the body.")
+        chunks += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    if len(chunks) > limit:
+        raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
+    return bytes(chunks)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _never() -> bool:
     return False
+
+
+def _outcome_headers(request_id: str, outcome: Outcome[Any], usage: Any) -> Headers:
+    dep = outcome.deployment
+    headers = [
+        (b"x-request-id", request_id.encode("latin-1")),
+        (b"x-switchyard-model", dep.model.encode("latin-1")),
+        (b"x-switchyard-deployment", dep.id.encode("latin-1")),
+        (b"x-switchyard-group", outcome.group.encode("latin-1")),
+        (b"x-switchyard-attempts", str(len(outcome.attempts)).encode()),
+        (b"x-switchyard-fallback", b"true" if outcome.fallback else b"false"),
+    ]
+    cost = usage_cost(usage, dep)
+    if cost is not None:
+        headers.append((b"x-switchyard-cost-usd", f"{cost.usd:.8f}".encode()))
+    return headers
 
 
 def _clean_frame(frame: Frame) -> bytes:
@@ -145,66 +337,10 @@ def _error_frame(error: AttemptError, request_id: str) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
-async def _read_json(request: Request, limit: int) -> Any:
-    content_type = request.headers.get("content-type", "application/json").lower()
-    if "json" not in content_type:
-        raise UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}.")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit}.")
-    chunks = bytearray()
-    try:
-        async for chunk in request.stream():
-            chunks += chunk
-            if len(chunks) > limit:
-                raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
-    except ClientDisconnect:
-        raise ClientClosedRequest("The client closed the connection while sending the body.") from None
-    if not chunks:
-        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
-    try:
-        # Strict UTF-8 first: json.loads on bytes would let encoded surrogates through.
-        return json.loads(chunks.decode("utf-8"), parse_constant=_reject_constant)
-    except RecursionError:
-        raise InvalidRequest("The request body is nested too deeply.", code="invalid_json") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id", "")
-    if 0 < len(given) <= 128 and given.isprintable():
-        return given
-    return f"req_{uuid.uuid4().hex}"
-
-
-def _headers(request_id: str, outcome: Outcome[Any], usage: Any) -> dict[str, str]:
-    headers = {
-        "X-Request-ID": request_id,
-        "X-Switchyard-Model": outcome.deployment.model,
-        "X-Switchyard-Deployment": outcome.deployment.id,
-        "X-Switchyard-Group": outcome.group,
-        "X-Switchyard-Attempts": str(len(outcome.attempts)),
-        "X-Switchyard-Fallback": "true" if outcome.fallback else "false",
-    }
-    cost = _cost(usage, outcome)
-    if cost is not None:
-        headers["X-Switchyard-Cost-USD"] = f"{cost:.8f}"
-    return headers
-
-
-def _cost(usage: Any, outcome: Outcome[Any]) -> float | None:
-    cost = usage_cost(usage, outcome.deployment)
-    return None if cost is None else cost.usd
-
-
 def _normalise(payload: dict[str, Any], outcome: Outcome[Any]) -> dict[str, Any]:
     """Fill what OpenAI's schema requires and some upstreams omit; leave everything else."""
-    payload.setdefault("id", f"chatcmpl-{uuid.uuid4().hex}")
+    if "id" not in payload:
+        payload["id"] = f"chatcmpl-{os.urandom(16).hex()}"
     payload["object"] = "chat.completion"
     for key in _NON_NULL_OPTIONAL:
         if key in payload and payload[key] is None:

@@ -35,9 +35,8 @@ async def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def _bearer(header: str | None) -> str | None:
+    scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
@@ -52,9 +51,13 @@ def _matches(token: str, keys: list[str]) -> bool:
 
 async def require_client(request: Request, state: State) -> None:
     settings = state.settings
-    if not settings.auth_required:
-        return
-    token = _bearer(request)
+    if settings.auth_required:
+        check_client_key(settings, request.headers.get("authorization"))
+
+
+def check_client_key(settings: Settings, authorization: str | None) -> None:
+    """Unauthorized unless the Authorization header carries a client (or the admin) key."""
+    token = _bearer(authorization)
     if token is None:
         raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
     keys = [k.get_secret_value() for k in settings.api_keys]
@@ -70,7 +73,7 @@ async def require_admin(request: Request, state: State) -> None:
         if settings.auth_required:
             raise Forbidden("Admin routes are disabled: set SWITCHYARD_ADMIN_KEY to use them.")
         return
-    token = _bearer(request)
+    token = _bearer(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized("Missing admin key: send 'Authorization: Bearer <admin key>'.")
     if not _matches(token, [settings.admin_key.get_secret_value()]):

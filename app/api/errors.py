@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.errors import GatewayError
 
 log = logging.getLogger("switchyard.api")
+INTERNAL_ERROR = GatewayError("The gateway hit an internal error; it has been logged.", code="internal_error")
 
 _HTTP_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -30,12 +31,15 @@ def error_response(
     return Response(json.dumps(body).encode(), status_code=status, media_type="application/json", headers=headers)
 
 
+def error_body(exc: GatewayError) -> bytes:
+    return json.dumps(exc.body()).encode()
+
+
 def gateway_error_response(exc: GatewayError, request_id: str | None = None) -> Response:
     headers = dict(exc.headers)
     if request_id:
         headers["X-Request-ID"] = request_id
-    return Response(json.dumps(exc.body()).encode(), status_code=exc.status, media_type="application/json",
-                    headers=headers)
+    return Response(error_body(exc), status_code=exc.status, media_type="application/json", headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -60,4 +64,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "The gateway hit an internal error; it has been logged.", code="internal_error")
+        return gateway_error_response(INTERNAL_ERROR)

@@ -47,3 +47,40 @@ CHAT_REQUEST_SCHEMA: dict[str, Any] = {
         "stop": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
     },
 }
+
+_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["message", "type"], "properties": {
+        "message": {"type": "string"}, "type": {"type": "string"},
+        "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}},
+}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+# POST /v1/chat/completions is served outside FastAPI's router (app.api.gateway), so its
+# operation is declared here rather than derived from a route.
+CHAT_OPERATION: dict[str, Any] = {
+    "summary": "Create a chat completion (OpenAI-compatible)",
+    "operationId": "chat_completions_v1_chat_completions_post",
+    "requestBody": {"required": True, "content": {"application/json": {"schema": CHAT_REQUEST_SCHEMA}}},
+    "responses": {
+        "200": {"description": "A chat.completion object, or with `stream: true` an SSE stream of "
+                               "chat.completion.chunk frames ending in `data: [DONE]`.",
+                "content": {"application/json": {"schema": {"type": "object"}},
+                            "text/event-stream": {"schema": {"type": "string"}}}},
+        "400": _error_response("Invalid request (bad JSON, wrong types, a forbidden routing field)."),
+        "401": _error_response("Missing or wrong gateway key."),
+        "404": _error_response("Unknown model name."),
+        "405": _error_response("Not POST."),
+        "413": _error_response("Body over `max_body_bytes`."),
+        "415": _error_response("Body is not JSON."),
+        "429": _error_response("Every deployment is rate limited or the free quota is spent (see Retry-After)."),
+        "502": _error_response("Every upstream attempt failed."),
+        "503": _error_response("No routable pool yet, or no deployment available."),
+        "504": _error_response("No deployment answered in time."),
+    },
+}

@@ -210,8 +210,8 @@ def _refresh_tile(view: StatusView) -> str:
     ok = last.get("outcome") == "ok"
     kind = escape(str(last.get("kind", "")))
     detail = f'{kind} · {last.get("duration_s", 0):.2f} s · {_ago(view.now, last.get("at"))}'
-    sub = f'{detail} · {counts.get("ok", 0)} ok / {counts.get("failed", 0)} failed · ' \
-          f'catalogue {refresh.get("catalogue_models", 0)}'
+    sub = f'{detail} · {counts.get("ok", 0)}&nbsp;ok / {counts.get("failed", 0)}&nbsp;failed · ' \
+          f'catalogue&nbsp;{refresh.get("catalogue_models", 0)}'
     if not ok:
         sub = f'{escape(str(last.get("error", "")))} · {sub}'
     return _tile("Last refresh", "ok" if ok else "failed", sub, "good" if ok else "bad")
@@ -301,8 +301,9 @@ def _share(view: StatusView) -> str:
 
 def _alias(alias: AliasView) -> str:
     fallbacks = "".join(f'<span class="chip">→ {escape(f)}</span>' for f in alias.fallbacks)
+    members = f'{len(alias.rows)} member{"" if len(alias.rows) == 1 else "s"}'
     head = (f'<h2><code>{escape(alias.name)}</code><span class="desc">{escape(alias.description)}</span>'
-            f'{fallbacks}<span class="meta">{len(alias.rows)} members</span></h2>')
+            f'{fallbacks}<span class="meta">{members}</span></h2>')
     if not alias.rows:
         return f'<section class="panel alias" data-alias="{escape(alias.name)}">{head}' \
                f'<div class="empty">No members right now.</div></section>'
