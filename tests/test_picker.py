@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.routing.picker import Picker
+from app.routing.picker import Picker, cumulative_weights, draw
 
 
 def _router(members: list[tuple[str, int, int]], **extra: Any) -> Any:
@@ -129,3 +129,24 @@ def test_a_plain_group_does_not_call_the_routers_full_pick(monkeypatch: pytest.M
     monkeypatch.setattr(router, "async_get_available_deployment", refuse)
     assert not picker.delegates("g")
     assert set(_picks(picker, 50)) == {"a", "b"}
+
+
+@pytest.mark.parametrize("weights", [[5, 3, 1, 1, 0, 7], [1] * 40, [0, 0, 0]])
+def test_the_draw_is_simple_shuffles_for_the_same_random_state(weights: list[int]) -> None:
+    """Precomputed weights pick what LiteLLM's `simple_shuffle` picks, draw for draw."""
+    import random
+
+    from litellm.router_strategy.simple_shuffle import simple_shuffle
+
+    router = _router([(f"d{i}", w, 1) for i, w in enumerate(weights)])
+    entries = [e for e in router.model_list if e["litellm_params"]["order"] == 1]
+    cumulative = cumulative_weights(entries)
+    random.seed(7)
+    theirs = [simple_shuffle(llm_router_instance=router, healthy_deployments=entries, model="g")["model_info"]["id"]
+              for _ in range(3000)]
+    random.seed(7)
+    ours = [draw(entries, cumulative)["model_info"]["id"] for _ in range(3000)]
+    same = sum(a == b for a, b in zip(theirs, ours, strict=True))
+    assert same >= 2997, f"{3000 - same} of 3000 draws differ"  # float rounding at a boundary, at most
+    if sum(weights) == 0:
+        assert cumulative is None  # all-zero weights: a uniform pick, as simple_shuffle falls back to

@@ -164,7 +164,8 @@ class Engine:
         start_group = snapshot.resolve(request.model)
         walk = _Walk(request=request, snapshot=snapshot,
                      deadline=time.monotonic() + self._settings.timeouts.request_deadline_s)
-        walk.unfit = self._unfit(request, snapshot)
+        walk.unfit = snapshot.fitness.unfit(tools=request.needs_tools, vision=request.needs_vision,
+                                            prompt_tokens=request.prompt_tokens_estimate)
         queue = [start_group]
         visited: list[str] = []
         while queue:
@@ -235,9 +236,7 @@ class Engine:
     async def _pick(self, walk: _Walk, group: str, order: int) -> Deployment | None:
         """Ask the Router for a deployment; prefer untried ones, allow a retry of a tried one."""
         snapshot = walk.snapshot
-        base = set(walk.unfit)
-        if not self._budget.available():
-            base |= {d.id for d in snapshot.pool.deployments.values() if d.tier == "free"}
+        base = walk.unfit | snapshot.fitness.free if not self._budget.available() else walk.unfit
         # A tried deployment gets one more chance, only when nothing untried is left.
         for exclude in (base | walk.tried, base | walk.retried):
             entry = await self._router_pick(snapshot, group, order, exclude)
@@ -354,18 +353,6 @@ class Engine:
         return min(remaining) if remaining else None
 
     # -- helpers ------------------------------------------------------------------------
-
-    def _unfit(self, request: ChatRequest, snapshot: Snapshot) -> set[str]:
-        unfit = set()
-        for dep in snapshot.pool.deployments.values():
-            caps = dep.capabilities
-            if request.needs_tools and not caps.tools:
-                unfit.add(dep.id)
-            elif request.needs_vision and not caps.vision:
-                unfit.add(dep.id)
-            elif dep.context_length and request.prompt_tokens_estimate > dep.context_length:
-                unfit.add(dep.id)
-        return unfit
 
     def _upstream_body(self, request: ChatRequest, dep: Deployment) -> dict[str, Any]:
         body = dict(request.body)

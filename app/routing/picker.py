@@ -11,6 +11,11 @@ rest of the group and draw again among the healthy ones. Drawing, rejecting a co
 entry and drawing among the rest gives the same distribution as drawing among the healthy
 ones in the first place, and one cache key is read instead of hundreds.
 
+The draw is LiteLLM's `simple_shuffle` rule (a weighted pick on the Router's `weight`, else
+`rpm`, else `tpm`, else uniform) with the cumulative weights of each (group, order) worked
+out once per snapshot: `simple_shuffle` itself rebuilds its weight list and formats a log
+argument on every call, which made a pick cost grow with the group's size.
+
 Everything else (rpm/tpm accounting, other strategies, health-check routing, pre-call
 checks) goes to the Router's full `async_get_available_deployment`.
 """
@@ -18,7 +23,10 @@ checks) goes to the Router's full `async_get_available_deployment`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+import random
+from bisect import bisect
+from collections.abc import Collection, Sequence
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,12 +40,10 @@ class Picker:
     """Picks for one Router; built with its snapshot, read-only afterwards."""
 
     def __init__(self, router: Router) -> None:
-        from litellm.router_strategy.simple_shuffle import simple_shuffle
-
-        self._shuffle = simple_shuffle
         self._router = router
         self._candidates: dict[tuple[str, int], _Candidates] = {}
         self._full: dict[tuple[str, int], tuple[dict[str, Any], ...]] = {}
+        self._cumulative: dict[tuple[str, int], list[float] | None] = {}
         self._delegated: set[str] = set()
         self._entry_ids: dict[tuple[str, str], list[str]] = {}  # (group, deployment id) -> Router ids
         plain = (
@@ -61,6 +67,7 @@ class Picker:
             if key[0] not in self._delegated:
                 self._candidates[key] = tuple(found)
                 self._full[key] = tuple(entry for _, _, entry in found)
+                self._cumulative[key] = cumulative_weights(self._full[key])
 
     def delegates(self, group: str) -> bool:
         """Whether picks for `group` go through the Router's full selection."""
@@ -73,13 +80,15 @@ class Picker:
         candidates = self._candidates.get((group, order), ())
         if exclude:
             candidates = tuple(c for c in candidates if c[0] not in exclude)
-            entries: list[dict[str, Any]] | tuple[dict[str, Any], ...] = [c[2] for c in candidates]
+            entries: Sequence[dict[str, Any]] = [c[2] for c in candidates]
+            cumulative = cumulative_weights(entries)
         else:
             entries = self._full.get((group, order), ())
+            cumulative = self._cumulative.get((group, order))
         if not entries:
             return None
         cache = self._router.cooldown_cache
-        chosen = self._shuffle(llm_router_instance=self._router, healthy_deployments=entries, model=group)
+        chosen = draw(entries, cumulative)
         chosen_id = chosen["model_info"]["id"]
         if not await cache.async_get_active_cooldowns(model_ids=[chosen_id], parent_otel_span=None):
             return chosen
@@ -89,7 +98,7 @@ class Picker:
         healthy = [c[2] for c in rest if c[1] not in cooling]
         if not healthy:
             return None
-        return self._shuffle(llm_router_instance=self._router, healthy_deployments=healthy, model=group)
+        return draw(healthy, cumulative_weights(healthy))
 
     async def _router_pick(self, group: str, order: int, exclude: Collection[str]) -> dict[str, Any] | None:
         excluded = [eid for dep_id in exclude for eid in self._entry_ids.get((group, dep_id), ())]
@@ -101,6 +110,23 @@ class Picker:
             log.debug("router has no deployment for %s order %s: %s", group, order, type(exc).__name__)
             return None
         return chosen or None
+
+
+def cumulative_weights(entries: Sequence[dict[str, Any]]) -> list[float] | None:
+    """`simple_shuffle`'s weights for these Router entries, accumulated; None for a uniform pick."""
+    for weight_by in ("weight", "rpm", "tpm"):
+        if any(e["litellm_params"].get(weight_by) is not None for e in entries):
+            cumulative = list(accumulate(e["litellm_params"].get(weight_by) or 0 for e in entries))
+            if cumulative[-1] > 0:
+                return cumulative
+    return None
+
+
+def draw(entries: Sequence[dict[str, Any]], cumulative: list[float] | None) -> dict[str, Any]:
+    """One pick, as `random.choices` makes it inside `simple_shuffle` (same `random` state)."""
+    if cumulative is None:
+        return random.choice(entries)
+    return entries[bisect(cumulative, random.random() * cumulative[-1], 0, len(entries) - 1)]
 
 
 def _limited(params: dict[str, Any], info: dict[str, Any]) -> bool:

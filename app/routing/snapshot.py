@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import gc
+from bisect import bisect_left
 import os
 import sys
 import time
@@ -33,6 +34,35 @@ def entry_id(deployment_id: str, group: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Fitness:
+    """Which deployments cannot take a request, indexed once per pool instead of per request."""
+
+    no_tools: frozenset[str]
+    no_vision: frozenset[str]
+    free: frozenset[str]
+    context_limits: tuple[int, ...]  # ascending
+    context_ids: tuple[str, ...]  # the deployment with each limit
+
+    @classmethod
+    def of(cls, pool: Pool) -> Fitness:
+        deps = pool.deployments.values()
+        by_context = sorted((d.context_length, d.id) for d in deps if d.context_length)
+        return cls(no_tools=frozenset(d.id for d in deps if not d.capabilities.tools),
+                   no_vision=frozenset(d.id for d in deps if not d.capabilities.vision),
+                   free=frozenset(d.id for d in deps if d.tier == "free"),
+                   context_limits=tuple(n for n, _ in by_context), context_ids=tuple(i for _, i in by_context))
+
+    def unfit(self, *, tools: bool, vision: bool, prompt_tokens: int) -> set[str]:
+        """Deployments lacking tools or vision the request needs, or too small for its prompt."""
+        found: set[str] = set(self.context_ids[:bisect_left(self.context_limits, prompt_tokens)])
+        if tools:
+            found |= self.no_tools
+        if vision:
+            found |= self.no_vision
+        return found
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     pool: Pool
     router: Router
@@ -42,6 +72,7 @@ class Snapshot:
     credentials: Mapping[str, str | None] = field(repr=False)
     urls: Mapping[str, str]
     built_at: float
+    fitness: Fitness = field(repr=False)
 
     def resolve(self, name: str) -> str:
         """The group a client's model name routes to, or ModelNotFound with close names."""
@@ -172,4 +203,5 @@ def build_snapshot(pool: Pool, settings: Settings) -> Snapshot:
         credentials=MappingProxyType(resolve_credentials(pool, settings)),
         urls=MappingProxyType(_chat_urls(pool, settings)),
         built_at=time.time(),
+        fitness=Fitness.of(pool),
     )
