@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +23,7 @@ from app.api.deps import AppState, check_client_key
 from app.api.errors import INTERNAL_ERROR, error_body
 from app.api.metrics import metrics_of
 from app.api.telemetry import RequestLog
+from app.encoding import dumps
 from app.errors import (
     ClientClosedRequest,
     GatewayError,
@@ -48,6 +49,7 @@ _JSON = b"application/json"
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                 (b"x-accel-buffering", b"no")]
 _DONE = b"data: [DONE]\n\n"
+_WATCH_AFTER_S = 0.05
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -96,7 +98,7 @@ async def _chat(state: AppState, head: _RequestHead, receive: Receive, reply: _R
             watch.stop()
             payload = _normalise(outcome.value, outcome)
             log_line.finished(outcome, status=200, usage=payload.get("usage"), completion=payload.get("choices"))
-            data = json.dumps(payload).encode()
+            data = dumps(payload)
             headers = _outcome_headers(request_id, outcome, payload.get("usage"))
             headers += ((b"content-type", _JSON), (b"content-length", str(len(data)).encode()))
             await reply.start(200, headers)
@@ -180,7 +182,7 @@ class _RequestHead:
         given = self.get(b"x-request-id") or ""
         if 0 < len(given) <= 128 and given.isprintable():
             return given
-        return f"req_{os.urandom(16).hex()}"
+        return f"req_{random.getrandbits(128):032x}"  # unique, not secret: no syscall
 
 
 class _Reply:
@@ -224,20 +226,27 @@ async def _send_error(send: Send, exc: GatewayError, request_id: str) -> None:
 class _DisconnectWatch:
     """Cancels the request's task when the client goes away: no upstream call runs for nobody.
 
-    One task per request waits on `receive` once the body is read; the server answers it with
+    A task waits on `receive` once the body is read; the server answers it with
     `http.disconnect` when the client leaves, and also once the response is complete, so the
-    watch is stopped before the last write.
+    watch is stopped before the last write. It starts `_WATCH_AFTER_S` in: an answer faster
+    than that costs one timer instead of a task.
     """
 
-    __slots__ = ("gone", "_task", "_watcher")
+    __slots__ = ("gone", "_task", "_receive", "_timer", "_watcher")
 
     def __init__(self, receive: Receive) -> None:
         self.gone = False
         self._task = asyncio.current_task()
-        self._watcher: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(self._watch(receive))
+        self._receive = receive
+        self._watcher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(_WATCH_AFTER_S, self._start)
 
-    async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
+    def _start(self) -> None:
+        self._timer = None
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
             pass
         self.gone = True
         self._watcher = None
@@ -245,6 +254,9 @@ class _DisconnectWatch:
             self._task.cancel()
 
     def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
@@ -327,20 +339,20 @@ def _clean_frame(frame: Frame) -> bytes:
     parsed = frame.data or {}
     if parsed.get("system_fingerprint", "") is None or parsed.get("service_tier", "") is None:
         data = {k: v for k, v in parsed.items() if not (k in _NON_NULL_OPTIONAL and v is None)}
-        return json.dumps(data).encode()
+        return dumps(data)
     return frame.raw
 
 
 def _error_frame(error: AttemptError, request_id: str) -> bytes:
     body = {"error": {"message": f"The upstream stream failed after it started: {error.message}",
                       "type": "upstream_error", "param": None, "code": error.kind}, "request_id": request_id}
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
+    return b"data: " + dumps(body) + b"\n\n"
 
 
 def _normalise(payload: dict[str, Any], outcome: Outcome[Any]) -> dict[str, Any]:
     """Fill what OpenAI's schema requires and some upstreams omit; leave everything else."""
     if "id" not in payload:
-        payload["id"] = f"chatcmpl-{os.urandom(16).hex()}"
+        payload["id"] = f"chatcmpl-{random.getrandbits(128):032x}"
     payload["object"] = "chat.completion"
     for key in _NON_NULL_OPTIONAL:
         if key in payload and payload[key] is None:

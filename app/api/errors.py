@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.encoding import dumps
 from app.errors import GatewayError
 
 log = logging.getLogger("switchyard.api")
@@ -32,7 +33,7 @@ def error_response(
 
 
 def error_body(exc: GatewayError) -> bytes:
-    return json.dumps(exc.body()).encode()
+    return dumps(exc.body())
 
 
 def gateway_error_response(exc: GatewayError, request_id: str | None = None) -> Response:

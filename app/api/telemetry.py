@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 from app.config import Settings
+from app.encoding import dumps
 from app.errors import GatewayError
 from app.metrics import RequestMeter
 from app.usage import usage_cost, usage_tokens
@@ -67,4 +67,4 @@ class RequestLog:
         record = {"event": "request", "request_id": self.request_id, "requested": self._requested,
                   "stream": self._stream, "latency_ms": round((time.monotonic() - self._started) * 1000, 1)}
         record.update({k: v for k, v in fields.items() if v is not None})
-        log.info(json.dumps(record))
+        log.info(dumps(record).decode())

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from app.encoding import dumps
 from app.routing.attempt import AttemptError, classify_error
 
 _DONE = b"[DONE]"
@@ -58,7 +59,7 @@ class OpenAIWire:
         try:
             async with asyncio.timeout(min(first_byte_s, timeout_s)) as scope:
                 async with self._session.post(
-                    url, data=json.dumps(body).encode(), headers=self._headers(api_key), timeout=self._connect
+                    url, data=dumps(body), headers=self._headers(api_key), timeout=self._connect
                 ) as resp:
                     scope.reschedule(deadline)
                     raw = await resp.read()
@@ -85,7 +86,7 @@ class OpenAIWire:
         try:
             async with asyncio.timeout(timeout_s):
                 resp = await self._session.post(
-                    url, data=json.dumps(body).encode(), headers=self._headers(api_key), timeout=self._connect
+                    url, data=dumps(body), headers=self._headers(api_key), timeout=self._connect
                 )
                 if resp.status != 200:
                     try:
