@@ -15,7 +15,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,8 +23,10 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import httpx
+import orjson
 
 from app.config import PoolSettings
+from app.pacing import no_pause
 
 ModelTier = Literal["free", "paid"]
 
@@ -96,8 +98,12 @@ class Catalogue:
 # --- parsing -------------------------------------------------------------------------
 
 
-def parse_catalogue(payload: Mapping[str, Any], *, now: float | None = None) -> Catalogue:
-    """Every entry with an id becomes a `CatalogueModel`; the rest land in `skipped`."""
+def parse_catalogue(
+    payload: Mapping[str, Any], *, now: float | None = None, pause: Callable[[], None] = no_pause
+) -> Catalogue:
+    """Every entry with an id becomes a `CatalogueModel`; the rest land in `skipped`.
+
+    `pause` is called after each entry (see `app.pacing`)."""
     fetched_at = time.time() if now is None else now
     entries = payload.get("data") if isinstance(payload, Mapping) else None
     if not isinstance(entries, list):
@@ -109,6 +115,7 @@ def parse_catalogue(payload: Mapping[str, Any], *, now: float | None = None) -> 
     models: dict[str, CatalogueModel] = {}
     skipped: list[SkippedEntry] = []
     for index, entry in enumerate(entries):
+        pause()
         model, reason = _parse_entry(entry)
         if model is None:
             skipped.append(SkippedEntry(index=index, id=_raw_id(entry), reason=reason))
@@ -335,6 +342,29 @@ async def fetch_catalogue(
     timeout_s: float,
 ) -> dict[str, Any]:
     """`GET {base_url}/models` as a dict; `CatalogueError` on any failure (key never shown)."""
+    return decode_catalogue(await fetch_catalogue_raw(client, base_url=base_url, api_key=api_key,
+                                                      timeout_s=timeout_s))
+
+
+def decode_catalogue(raw: bytes) -> dict[str, Any]:
+    """The catalogue's JSON (orjson: a megabyte in ~3 ms instead of ~10); `CatalogueError` if it is not one."""
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise CatalogueError("GET /models: response is not JSON") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        raise CatalogueError("GET /models: JSON has no 'data' list")
+    return payload
+
+
+async def fetch_catalogue_raw(
+    client: httpx.AsyncClient,
+    *,
+    base_url: str,
+    api_key: str | None,
+    timeout_s: float,
+) -> bytes:
+    """`GET {base_url}/models`, the body undecoded; `CatalogueError` on any failure (key never shown)."""
     url = f"{base_url.rstrip('/')}/models"
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
@@ -346,10 +376,4 @@ async def fetch_catalogue(
         raise CatalogueError(f"GET {url}: {type(exc).__name__}") from None
     if response.status_code != 200:
         raise CatalogueError(f"GET {url}: HTTP {response.status_code}")
-    try:
-        payload = response.json()
-    except ValueError:
-        raise CatalogueError(f"GET {url}: response is not JSON") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-        raise CatalogueError(f"GET {url}: JSON has no 'data' list")
-    return payload
+    return response.content

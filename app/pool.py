@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
 from app.config import AliasSpec, Settings, StaticDeployment
+from app.pacing import no_pause
 
 DeploymentTier = Literal["free", "paid", "static"]
 Wire = Literal["openai", "litellm"]
@@ -104,12 +105,16 @@ class Pool:
             return []
         return [(m, self.deployments[m.deployment_id]) for m in found.members]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, pause: Callable[[], None] = no_pause) -> dict[str, Any]:
+        deployments = []
+        for dep in self.deployments.values():
+            pause()
+            deployments.append(asdict(dep))
         return {
             "built_at": self.built_at,
             "source": self.source,
             "degraded_reason": self.degraded_reason,
-            "deployments": [asdict(d) for d in self.deployments.values()],
+            "deployments": deployments,
             "groups": [
                 {**asdict(g), "members": [asdict(m) for m in g.members]} for g in self.groups.values()
             ],

@@ -35,6 +35,7 @@ from app.pool import (
     make_pool,
     static_groups,
 )
+from app.pacing import no_pause
 from app.scoring import blend, context_norm, static_score
 
 # Float noise must not turn "exactly the margin" into a swap.
@@ -64,10 +65,14 @@ def build_pool(
     now: float,
     allow: frozenset[str] = frozenset(),
     block: frozenset[str] = frozenset(),
+    pause: Callable[[], None] = no_pause,
 ) -> Pool:
-    """The pool for this catalogue and health, holding seats from `previous` (see module doc)."""
+    """The pool for this catalogue and health, holding seats from `previous` (see module doc).
+
+    `pause` is called once per model (see `app.pacing`)."""
     candidates = eligible_candidates(
-        catalogue=catalogue, health=health, passive=passive, settings=settings, now=now, allow=allow, block=block
+        catalogue=catalogue, health=health, passive=passive, settings=settings, now=now, allow=allow, block=block,
+        pause=pause,
     )
     alias_groups: list[Group] = []
     chosen: dict[str, Candidate] = {}
@@ -109,12 +114,14 @@ def eligible_candidates(
     now: float,
     allow: frozenset[str] = frozenset(),
     block: frozenset[str] = frozenset(),
+    pause: Callable[[], None] = no_pause,
 ) -> list[Candidate]:
     """Models that pass the global filters and are not health-gated, with their scores."""
     use_health = settings.pool.health.enabled
     weight = settings.pool.health.weight
     result = []
     for model in catalogue.models.values():
+        pause()
         if filter_reasons(model, settings=settings.pool, now=now, allow=allow, block=block):
             continue
         reading = health.get(model.id) if use_health else None
@@ -135,15 +142,16 @@ def health_targets(
     now: float,
     allow: frozenset[str] = frozenset(),
     block: frozenset[str] = frozenset(),
+    pause: Callable[[], None] = no_pause,
 ) -> list[str]:
     """Model ids worth an active health read, sorted: per tier the best
     `health.candidates_per_tier` by static score, per alias and tier twice its size by the
-    alias's own ranking, and every model seated in `previous`."""
-    static = [
-        Candidate(model=m, score=static_score(m, now=now), health=None)
-        for m in catalogue.models.values()
-        if not filter_reasons(m, settings=settings.pool, now=now, allow=allow, block=block)
-    ]
+    alias's own ranking, and every model seated in `previous`. `pause`: once per model."""
+    static = []
+    for m in catalogue.models.values():
+        pause()
+        if not filter_reasons(m, settings=settings.pool, now=now, allow=allow, block=block):
+            static.append(Candidate(model=m, score=static_score(m, now=now), health=None))
     tiers: tuple[Tier, ...] = ("free", "paid") if settings.pool.allow_paid else ("free",)
     wanted: set[str] = set()
     for tier in tiers:

@@ -1,7 +1,8 @@
 """The live routing state: one immutable snapshot (pool + LiteLLM Router), swapped atomically.
 
 A request reads `holder.current` once and keeps that snapshot for its whole life. A rebuild
-makes a new Router off the event loop and publishes it with one assignment; the old
+fills a new Router in paced slices on the event loop (the first one, with nothing served
+yet, in a thread in one go) and publishes it with one assignment; the old
 Router's cooldowns carry over (deployment ids are stable) and its global LiteLLM callbacks
 are unhooked.
 """
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import difflib
 import gc
+import logging
 from bisect import bisect_left
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,8 @@ from app.routing.picker import Picker
 
 if TYPE_CHECKING:
     from litellm import Router
+
+log = logging.getLogger("switchyard.snapshot")
 
 
 def entry_id(deployment_id: str, group: str) -> str:
@@ -159,49 +163,93 @@ def load_router_library() -> None:
 
 
 def build_snapshot(pool: Pool, settings: Settings) -> Snapshot:
-    """Build the Router for `pool`. Synchronous and CPU-bound: call it in a thread."""
+    """Build the Router for `pool` in one go. Synchronous and CPU-bound: call it in a thread."""
     import litellm
 
-    model_list: list[dict[str, Any]] = []
-    entries: dict[str, list[str]] = {}
-    orders: dict[str, tuple[int, ...]] = {}
-    for group in pool.groups.values():
-        for member in group.members:
-            dep = pool.deployments[member.deployment_id]
-            eid = entry_id(dep.id, group.name)
-            entries.setdefault(dep.id, []).append(eid)
-            params: dict[str, Any] = {"model": dep.litellm_model, "weight": member.weight, "order": member.order}
-            if dep.rpm:
-                params["rpm"] = dep.rpm
-            if dep.tpm:
-                params["tpm"] = dep.tpm
-            model_list.append(
-                {"model_name": group.name, "litellm_params": params, "model_info": {"id": eid, "deployment": dep.id}}
-            )
-        orders[group.name] = tuple(sorted({m.order for m in group.members}))
-    router = litellm.Router(
-        model_list=model_list,
-        routing_strategy="simple-shuffle",
-        num_retries=0,
-        fallbacks=[{g.name: list(g.fallbacks)} for g in pool.groups.values() if g.fallbacks],
-        context_window_fallbacks=[
-            {g.name: list(g.context_window_fallbacks)} for g in pool.groups.values() if g.context_window_fallbacks
-        ],
-        content_policy_fallbacks=[
-            {g.name: list(g.content_policy_fallbacks)} for g in pool.groups.values() if g.content_policy_fallbacks
-        ],
-        cooldown_time=settings.retries.cooldown_s,
-        allowed_fails=settings.retries.allowed_fails,
-        ignore_invalid_deployments=True,
-    )
-    return Snapshot(
-        pool=pool,
-        router=router,
-        picker=Picker(router),
-        entries=MappingProxyType({k: tuple(v) for k, v in entries.items()}),
-        orders=MappingProxyType(orders),
-        credentials=MappingProxyType(resolve_credentials(pool, settings)),
-        urls=MappingProxyType(_chat_urls(pool, settings)),
-        built_at=time.time(),
-        fitness=Fitness.of(pool),
-    )
+    plan = _RouterPlan.of(pool, settings)
+    router = litellm.Router(model_list=plan.model_list, **plan.router_args)
+    return plan.snapshot(router)
+
+
+async def build_snapshot_paced(pool: Pool, settings: Settings, *, pause: Callable[[], Awaitable[None]]) -> Snapshot:
+    """The same snapshot, its Router filled one deployment at a time on the event loop.
+
+    A 300-deployment Router is ~75 ms of CPU that holds the GIL; built in a thread it stalls
+    the event loop in 5 ms slices. Here `Router.add_deployment` (what `set_model_list` does
+    per entry) runs for one deployment at a time, and `pause` lets requests through between
+    slices. Invalid deployments are skipped, as `ignore_invalid_deployments` does.
+    """
+    import litellm
+    from litellm.types.router import Deployment, LiteLLM_Params, ModelInfo
+
+    plan = _RouterPlan.of(pool, settings)
+    router = litellm.Router(model_list=[], **plan.router_args)
+    for entry in plan.model_list:
+        try:
+            router.add_deployment(Deployment(model_name=entry["model_name"],
+                                             litellm_params=LiteLLM_Params(**entry["litellm_params"]),
+                                             model_info=ModelInfo(**entry["model_info"])))
+        except Exception as exc:  # LiteLLM refuses a deployment with several exception types
+            log.warning("Router refused deployment %s: %s", entry["model_info"]["id"], type(exc).__name__)
+        await pause()
+    return plan.snapshot(router)
+
+
+@dataclass(frozen=True, slots=True)
+class _RouterPlan:
+    """What a pool's Router is built from, and the snapshot around it."""
+
+    pool: Pool
+    settings: Settings
+    model_list: list[dict[str, Any]]
+    entries: dict[str, list[str]]
+    orders: dict[str, tuple[int, ...]]
+    router_args: dict[str, Any]
+
+    @classmethod
+    def of(cls, pool: Pool, settings: Settings) -> _RouterPlan:
+        model_list: list[dict[str, Any]] = []
+        entries: dict[str, list[str]] = {}
+        orders: dict[str, tuple[int, ...]] = {}
+        for group in pool.groups.values():
+            for member in group.members:
+                dep = pool.deployments[member.deployment_id]
+                eid = entry_id(dep.id, group.name)
+                entries.setdefault(dep.id, []).append(eid)
+                params: dict[str, Any] = {"model": dep.litellm_model, "weight": member.weight, "order": member.order}
+                if dep.rpm:
+                    params["rpm"] = dep.rpm
+                if dep.tpm:
+                    params["tpm"] = dep.tpm
+                model_list.append({"model_name": group.name, "litellm_params": params,
+                                   "model_info": {"id": eid, "deployment": dep.id}})
+            orders[group.name] = tuple(sorted({m.order for m in group.members}))
+        groups = pool.groups.values()
+        router_args = {
+            "routing_strategy": "simple-shuffle",
+            "num_retries": 0,
+            "fallbacks": [{g.name: list(g.fallbacks)} for g in groups if g.fallbacks],
+            "context_window_fallbacks": [{g.name: list(g.context_window_fallbacks)}
+                                         for g in groups if g.context_window_fallbacks],
+            "content_policy_fallbacks": [{g.name: list(g.content_policy_fallbacks)}
+                                         for g in groups if g.content_policy_fallbacks],
+            "cooldown_time": settings.retries.cooldown_s,
+            "allowed_fails": settings.retries.allowed_fails,
+            "ignore_invalid_deployments": True,
+        }
+        return cls(pool=pool, settings=settings, model_list=model_list, entries=entries, orders=orders,
+                   router_args=router_args)
+
+    def snapshot(self, router: Router) -> Snapshot:
+        pool, settings = self.pool, self.settings
+        return Snapshot(
+            pool=pool,
+            router=router,
+            picker=Picker(router),
+            entries=MappingProxyType({k: tuple(v) for k, v in self.entries.items()}),
+            orders=MappingProxyType(self.orders),
+            credentials=MappingProxyType(resolve_credentials(pool, settings)),
+            urls=MappingProxyType(_chat_urls(pool, settings)),
+            built_at=time.time(),
+            fitness=Fitness.of(pool),
+        )

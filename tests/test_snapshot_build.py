@@ -1,0 +1,82 @@
+"""The paced Router build gives the Router, picks and snapshot the one-go build gives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import app
+from app.catalogue import parse_catalogue
+from app.config import Settings, StaticDeployment
+from app.pacing import Pacer
+from app.routing.snapshot import Snapshot, build_snapshot, build_snapshot_paced
+from app.selection import build_pool
+
+DATA = Path(app.__file__).parent / "data" / "openrouter"
+NOW = datetime(2026, 8, 20, tzinfo=timezone.utc).timestamp()
+
+
+def pool_and_settings() -> tuple[Any, Settings]:
+    static = [StaticDeployment(name="local", model="ollama/llama3.1", api_base="http://127.0.0.1:9", rpm=60),
+              StaticDeployment(name="backup", model="openai/gpt-x", api_base="http://127.0.0.1:9/v1", weight=3)]
+    settings = Settings(openrouter_base_url="https://openrouter.ai/api/v1", openrouter_api_key="k",
+                        deployments=static, fallbacks={"local": ["backup"]})
+    catalogue = parse_catalogue(json.loads((DATA / "models-2026-08-19.json").read_text()), now=NOW)
+    pool = build_pool(catalogue=catalogue, health={}, passive={}, settings=settings, previous=None, now=NOW)
+    return pool, settings
+
+
+def router_view(snapshot: Snapshot) -> dict[str, Any]:
+    router = snapshot.router
+    return {
+        "model_list": [(e["model_name"], e["litellm_params"], e["model_info"]) for e in router.model_list],
+        "model_names": router.model_names,
+        "fallbacks": router.fallbacks,
+        "context_window_fallbacks": router.context_window_fallbacks,
+        "index": router.model_id_to_deployment_index_map,
+        "by_name": router.model_name_to_deployment_indices,
+        "entries": dict(snapshot.entries),
+        "orders": dict(snapshot.orders),
+        "delegated": sorted(g for g in snapshot.pool.groups if snapshot.picker.delegates(g)),
+    }
+
+
+def test_a_paced_build_equals_a_build_in_one_go() -> None:
+    pool, settings = pool_and_settings()
+    whole = build_snapshot(pool, settings)
+    paced = asyncio.run(build_snapshot_paced(pool, settings, pause=Pacer()))
+    assert len(whole.router.model_list) > 50
+    assert router_view(paced) == router_view(whole)
+    assert paced.picker.delegates("local") and not paced.picker.delegates("auto")
+
+
+def test_a_paced_build_lets_other_tasks_run_between_slices() -> None:
+    pool, settings = pool_and_settings()
+
+    async def run() -> tuple[int, int]:
+        ticks = 0
+        pauses = 0
+        pacer = Pacer(slice_s=0.0005, ratio=1.0)
+
+        async def pause() -> None:
+            nonlocal pauses
+            pauses += 1
+            await pacer()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        snapshot = await build_snapshot_paced(pool, settings, pause=pause)
+        task.cancel()
+        assert pauses == len(snapshot.router.model_list)
+        return ticks, pauses
+
+    ticks, pauses = asyncio.run(run())
+    assert ticks > 10, "the build never let the event loop run anything else"
