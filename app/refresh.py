@@ -9,6 +9,7 @@ with OpenRouter unreachable still serves. A failed refresh keeps the current poo
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import logging
 import os
@@ -183,6 +184,7 @@ class PoolManager:
             allow=allow, block=block, pause=pause))
         await self._publish(pool)
         await asyncio.to_thread(self._persist, "pool.json", pool, pause)
+        await asyncio.to_thread(_return_free_memory)
         return pool
 
     def _lists(self) -> tuple[frozenset[str], frozenset[str]]:
@@ -250,6 +252,17 @@ class PoolManager:
             "catalogue_models": len(self._catalogue.models) if self._catalogue else 0,
             "key": dict(self.key_info),
         }
+
+
+def _return_free_memory() -> None:
+    """Hand the allocator's free pages back to the OS (glibc's `malloc_trim`; elsewhere nothing).
+
+    A rebuild's temporaries (the decoded catalogue alone is ~10 MB) are freed but stay
+    resident otherwise: this keeps an idle gateway ~15 MB smaller. ctypes releases the GIL.
+    """
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def _decode_catalogue(raw: bytes, now: float, pause: Callable[[], None]) -> Catalogue:

@@ -80,3 +80,16 @@ def test_a_paced_build_lets_other_tasks_run_between_slices() -> None:
 
     ticks, pauses = asyncio.run(run())
     assert ticks > 10, "the build never let the event loop run anything else"
+
+
+def test_litellm_still_counts_tokens_after_its_tokenizer_is_released() -> None:
+    """`load_router_library` drops the tokenizer LiteLLM loads at import; it comes back on use."""
+    import litellm
+    from litellm.litellm_core_utils import token_counter
+
+    from app.routing.snapshot import _release_default_tokenizer
+
+    _release_default_tokenizer()  # idempotent; the gateway's lifespan has usually run it already
+    assert type(token_counter.default_encoding).__name__ == "_DeferredEncoding"
+    assert litellm.token_counter(text="hello world, hello tokens") == 5
+    assert token_counter.default_encoding.encode("hello world") == [15339, 1917]

@@ -158,8 +158,34 @@ def load_router_library() -> None:
         return
     import litellm  # noqa: F401
 
+    _release_default_tokenizer()
     gc.collect()
     gc.freeze()
+
+
+class _DeferredEncoding:
+    """tiktoken's `cl100k_base`, loaded (from LiteLLM's bundled copy) when first used."""
+
+    def __getattr__(self, name: str) -> Any:
+        import tiktoken
+
+        return getattr(tiktoken.get_encoding("cl100k_base"), name)
+
+
+def _release_default_tokenizer() -> None:
+    """LiteLLM loads tiktoken's `cl100k_base` at import for its token counter: ~30 MB resident
+    (a Python rank table and tiktoken's own copy), a seventh of the process. Switchyard never
+    counts tokens through LiteLLM on the OpenAI-wire path, so the import's copy is dropped
+    and LiteLLM's references point at a stand-in that loads it again on first use."""
+    from litellm.litellm_core_utils import default_encoding, token_counter
+    from tiktoken import registry
+
+    if getattr(default_encoding, "encoding", None) is None or not hasattr(token_counter, "default_encoding"):
+        return  # another LiteLLM layout: leave it alone
+    deferred = _DeferredEncoding()
+    default_encoding.encoding = deferred  # type: ignore[assignment]
+    token_counter.default_encoding = deferred  # type: ignore[assignment]
+    registry.ENCODINGS.pop("cl100k_base", None)
 
 
 def build_snapshot(pool: Pool, settings: Settings) -> Snapshot:
