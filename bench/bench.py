@@ -5,6 +5,7 @@
     bench.py --smoke    one short wrk run against Switchyard only; exit 1 on any failure
     bench.py --profile  py-spy on Switchyard (300 deployments) under load: out/profile.svg,
                         out/profile.folded, out/profile-top.txt
+    bench.py --soak     10 minutes of mixed load, RSS over time (bench/soak.py): out/soak.json
 
 Each target runs alone on core 1 (`taskset -c 1`); wrk, nginx, the streaming client and
 this driver share core 0.
@@ -31,6 +32,7 @@ import aiohttp
 
 import measure
 import report
+import soak
 import targets
 import upstream
 from procs import Procs, free_port, rss_bytes, tree, wait_port
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="one short run against Switchyard only")
     parser.add_argument("--profile", action="store_true", help="py-spy profile of Switchyard under load")
     parser.add_argument("--stream", action="store_true", help="with --profile: load with 500-chunk streams, not wrk")
+    parser.add_argument("--soak", action="store_true", help="RSS over 10 minutes of mixed load (about 11 min)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="with --soak: minutes of load (default 10)")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run (default 6)")
     parser.add_argument("--deployments", type=int, default=300, help="the large pool size (default 300)")
     parser.add_argument("--small", type=int, default=20, help="the small pool size (default 20)")
@@ -70,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
             return smoke(procs, nginx, src=src)
         if args.profile:
             return profile(procs, nginx, deployments=args.deployments, src=src, stream=args.stream)
+        if args.soak:
+            result = soak.soak(procs, nginx, minutes=args.minutes, out=OUT, src=src)
+            result.update({"machine": machine(), "versions": versions(), "switchyard_source": source_info(src)})
+            (OUT / "soak.json").write_text(json.dumps(result, indent=2))
+            print(soak.render(result))
+            return 0
         return full(procs, nginx, args, src=src)
     finally:
         procs.stop_all()
@@ -144,12 +154,25 @@ def full(procs: Procs, nginx: str, args: argparse.Namespace, *, src: Path | None
             procs, target, duration=duration, concs=concs, quick=args.quick,
             rebuild=target.key == f"switchyard-{args.deployments}" and not args.quick, results=results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
+    results["soak"] = _soak_of_this_source(results["switchyard_source"])
     results["checks"] = report.target_checks(results)
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     print()
     print(report.render(results))
     print(f"\nraw numbers: {OUT / 'results.json'}; wall time {results['elapsed_s']}s")
     return 0
+
+
+def _soak_of_this_source(source: dict[str, Any]) -> dict[str, Any] | None:
+    """The last `--soak` result, when it measured the same Switchyard source as this run."""
+    path = OUT / "soak.json"
+    if not path.exists() or source.get("app_dirty"):
+        return None
+    found: dict[str, Any] = json.loads(path.read_text())
+    theirs = found.get("switchyard_source", {})
+    same = theirs.get("head") == source.get("head") and not theirs.get("app_dirty") and \
+        theirs.get("exported") == source.get("exported")
+    return found if same else None
 
 
 def run_target(procs: Procs, target: targets.Target, *, duration: float, concs: list[int], quick: bool,

@@ -5,6 +5,7 @@
 #   bash bench/run.sh --smoke    one short wrk run against Switchyard only (< 30 s)
 #   bash bench/run.sh --profile  py-spy flame graph of Switchyard under load (bench/out/profile.svg);
 #                                add --stream to load it with 500-chunk streams instead of wrk
+#   bash bench/run.sh --soak     RSS over 10 minutes of mixed load (~11 min; --minutes N for less)
 #
 # Other options (bench/bench.py --help): --ref REV measures a commit instead of the work tree,
 # --src DIR a scratch copy, --only KEYS some targets, --quick non-streaming runs only,
@@ -24,6 +25,7 @@ for arg in "$@"; do
   case "$arg" in
     --smoke) MODE="smoke" ;;
     --profile) MODE="profile" ;;
+    --soak) MODE="soak" ;;
   esac
 done
 
