@@ -42,14 +42,13 @@ IDLE_LEAVES = re.compile(r"^(Condition\.wait|Condition\._acquire_restore|_worker
 
 # Functions whose inclusive share answers "what does this step cost".
 KEY_FUNCTIONS: list[tuple[str, ...]] = [  # (label, frame regex[, unless any frame matches])
-    ("FastAPI request handling (everything under the route)",
+    ("the chat handler (app.api.chat.serve, plain ASGI)", r"^serve \(.*/app/api/chat\.py"),
+    ("FastAPI request handling (every other route)",
      r"^(run_endpoint_function|request_response\.<locals>\.app) "),
-    ("  FastAPI dependency solving (get_state, ClientAuth)", r"^solve_dependencies "),
-    ("  chat_completions (the endpoint itself)", r"^chat_completions "),
+    ("  FastAPI dependency solving", r"^solve_dependencies "),
     ("    _read_json (body read + json.loads)", r"^_read_json "),
     ("    parse_chat_request", r"^parse_chat_request "),
     ("    Engine.complete / _run", r"^Engine\._run "),
-    ("      Engine._unfit (scans every deployment)", r"^Engine\._unfit "),
     ("      Engine._pick / _router_pick", r"^Engine\._router_pick "),
     ("        Router.async_get_available_deployment", r"async_get_available_deployment "),
     ("      OpenAIWire.complete (aiohttp POST to the upstream)", r"^OpenAIWire\.complete "),
@@ -57,18 +56,18 @@ KEY_FUNCTIONS: list[tuple[str, ...]] = [  # (label, frame regex[, unless any fra
     ("    _normalise", r"^_normalise "),
     ("    RequestLog (one JSON log line per request)", r"^RequestLog\."),
     ("    json.dumps (anywhere)", r"^dumps \(.*/json/"),
+    ("    orjson + stdlib fallback (app.encoding.dumps)", r"^dumps \(.*/app/encoding\.py"),
     ("    json.loads (anywhere)", r"^loads \(.*/json/"),
     ("h11 parsing and serialising (anywhere)", r"/site-packages/h11/"),
-    ("uvicorn/h11 work outside the ASGI app (parse, keep-alive, flow control)", r"/site-packages/(uvicorn|h11)/",
-     r"^Starlette\.__call__ "),
+    ("uvicorn work outside the ASGI app (parse, keep-alive, flow control)", r"/site-packages/(uvicorn|h11)/",
+     r"^(Starlette\.__call__ |serve \(.*/app/api/chat\.py)"),
     ("aiohttp client protocol callbacks outside the request task (response parsing)", r"/site-packages/aiohttp/",
-     r"^chat_completions "),
+     r"^serve \(.*/app/api/chat\.py"),
     ("anyio threadpool hops (sync FastAPI dependencies run in a worker thread)",
      r"run_sync_in_worker_thread |WorkerThread\.run "),
     ("logging module (anywhere)", r"/python3\.\d+/logging/"),
     ("aiohttp client (anywhere)", r"/aiohttp/client"),
     ("copy.deepcopy (anywhere)", r"^deepcopy "),
-    ("uuid4 (request ids; anywhere)", r"^uuid4 "),
 ]
 
 PICK = "async_get_available_deployment "
