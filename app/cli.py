@@ -6,45 +6,12 @@ Imports stay lazy so `switchyard --help` answers without loading LiteLLM.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import math
 import os
 import sys
-import time
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if message.startswith("{") and record.name == "switchyard.requests":
-            return message
-        entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": message,
-        }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(level: str) -> None:
-    # Fields no Switchyard log line shows; skipping them (and the caller's frame lookup) is a
-    # quarter of what logging costs per request (the logging HOWTO's "Optimization").
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    logging._srcfile = None  # type: ignore[attr-defined]
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"switchyard: {exc}", file=sys.stderr)
         return 2
+    from app.logs import configure_logging
+
     configure_logging(settings.log_level)
     if args.command == "pool":
         from app.pool_report import print_pool

@@ -22,6 +22,7 @@ from app.api.errors import install_error_handlers  # noqa: E402
 from app.api.gateway import Gateway  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.health import PassiveStats  # noqa: E402
+from app.logs import FLUSH_INTERVAL_S, flush_logs  # noqa: E402
 from app.metrics import Metrics, MetricsObserver, RefreshMetrics  # noqa: E402
 from app.refresh import PoolManager  # noqa: E402
 from app.routing.budget import FreeTierBudget  # noqa: E402
@@ -87,13 +88,24 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                                         manager=manager, extras={"metrics": metrics})
         await asyncio.to_thread(load_router_library)
         await manager.start()
-        task = asyncio.create_task(manager.run(), name="switchyard-refresh")
+        tasks = [asyncio.create_task(manager.run(), name="switchyard-refresh"),
+                 asyncio.create_task(_flush_logs_every(FLUSH_INTERVAL_S), name="switchyard-log-flush")]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            flush_logs()
+
+
+async def _flush_logs_every(seconds: float) -> None:
+    """Batched log lines (app.logs) reach stderr at most `seconds` late, traffic or not."""
+    while True:
+        await asyncio.sleep(seconds)
+        flush_logs()
 
 
 def _quiet_libraries() -> None:

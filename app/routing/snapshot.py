@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from yarl import URL
+
 from app.config import Settings
 from app.errors import ModelNotFound
 from app.pool import OPENROUTER_CREDENTIAL, Deployment, Pool
@@ -74,7 +76,7 @@ class Snapshot:
     entries: Mapping[str, tuple[str, ...]]
     orders: Mapping[str, tuple[int, ...]]
     credentials: Mapping[str, str | None] = field(repr=False)
-    urls: Mapping[str, str]
+    urls: Mapping[str, URL]
     built_at: float
     fitness: Fitness = field(repr=False)
 
@@ -96,7 +98,7 @@ class Snapshot:
     def api_key(self, deployment: Deployment) -> str | None:
         return self.credentials.get(deployment.id)
 
-    def url(self, deployment: Deployment) -> str:
+    def url(self, deployment: Deployment) -> URL:
         return self.urls[deployment.id]
 
 
@@ -137,11 +139,13 @@ def resolve_credentials(pool: Pool, settings: Settings) -> dict[str, str | None]
     return found
 
 
-def _chat_urls(pool: Pool, settings: Settings) -> dict[str, str]:
-    """OpenRouter deployments follow the configured base (a persisted pool may predate it)."""
+def _chat_urls(pool: Pool, settings: Settings) -> dict[str, URL]:
+    """OpenRouter deployments follow the configured base (a persisted pool may predate it).
+
+    Parsed once per snapshot: aiohttp would parse a string URL again on every call."""
     return {
-        dep.id: (settings.openrouter_base_url if dep.credential == OPENROUTER_CREDENTIAL else dep.api_base)
-        + "/chat/completions"
+        dep.id: URL((settings.openrouter_base_url if dep.credential == OPENROUTER_CREDENTIAL else dep.api_base)
+                    + "/chat/completions")
         for dep in pool.deployments.values()
     }
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from app.encoding import dumps
 from app.routing.attempt import AttemptError, classify_error
@@ -39,17 +40,21 @@ class OpenAIWire:
         self._session = session
         self._connect = aiohttp.ClientTimeout(total=None, sock_connect=connect_s, connect=connect_s)
         self._title = app_title
+        self._by_key: dict[str | None, dict[str, str]] = {}  # one per credential; aiohttp copies them
         self.in_flight = 0  # upstream calls open right now (streams until closed)
 
     def _headers(self, api_key: str | None) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "X-Title": self._title,
-                   "HTTP-Referer": "https://github.com/switchyard/switchyard"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
+        headers = self._by_key.get(api_key)
+        if headers is None:
+            headers = {"Content-Type": "application/json", "X-Title": self._title,
+                       "HTTP-Referer": "https://github.com/switchyard/switchyard"}
+            if api_key:
+                headers["Authorization"] = f"Bearer {api_key}"
+            self._by_key[api_key] = headers
         return headers
 
     async def complete(
-        self, *, url: str, api_key: str | None, body: Mapping[str, Any], first_byte_s: float, timeout_s: float,
+        self, *, url: str | URL, api_key: str | None, body: Mapping[str, Any], first_byte_s: float, timeout_s: float,
         model: str,
     ) -> dict[str, Any]:
         """Response headers must arrive within `first_byte_s`; the whole answer within `timeout_s`."""
@@ -79,7 +84,7 @@ class OpenAIWire:
         return payload
 
     async def stream(
-        self, *, url: str, api_key: str | None, body: Mapping[str, Any], timeout_s: float, model: str
+        self, *, url: str | URL, api_key: str | None, body: Mapping[str, Any], timeout_s: float, model: str
     ) -> WireStream:
         """Open a stream; returns once the upstream answered 200 (raises otherwise)."""
         self.in_flight += 1
