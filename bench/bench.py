@@ -101,9 +101,11 @@ def source_info(src: Path | None) -> dict[str, Any]:
     tree = src or REPO
     git = ["git", "-C", str(REPO)]
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    # The app/ tree's hash names the code measured, whatever documentation commits come after.
+    app_tree = subprocess.run([*git, "rev-parse", "--short", "HEAD:app"], capture_output=True, text=True).stdout.strip()
     if src is None:
         dirty = subprocess.run([*git, "status", "--porcelain", "--", "app"], capture_output=True, text=True).stdout
-        return {"tree": str(tree), "head": head, "app_dirty": bool(dirty.strip())}
+        return {"tree": str(tree), "head": head, "app_tree": app_tree, "app_dirty": bool(dirty.strip())}
     return {"tree": str(tree), "head": head, "exported": src.name.removeprefix("src-") if src.parent == OUT else None}
 
 
@@ -170,8 +172,8 @@ def _soak_of_this_source(source: dict[str, Any]) -> dict[str, Any] | None:
         return None
     found: dict[str, Any] = json.loads(path.read_text())
     theirs = found.get("switchyard_source", {})
-    same = theirs.get("head") == source.get("head") and not theirs.get("app_dirty") and \
-        theirs.get("exported") == source.get("exported")
+    same = theirs.get("app_tree") == source.get("app_tree") and not theirs.get("app_dirty") and \
+        theirs.get("exported") == source.get("exported") and source.get("app_tree")
     return found if same else None
 
 
