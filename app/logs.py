@@ -76,7 +76,7 @@ def configure_logging(level: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     handler = BatchingHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

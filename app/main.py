@@ -80,7 +80,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         api_key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
         manager = PoolManager(settings=settings, holder=holder, http=http, base_url=settings.openrouter_base_url,
                               api_key=api_key or ("sandbox" if settings.use_sandbox else None), passive=passive,
-                              budget=budget, observer=RefreshMetrics(metrics))
+                              budget=budget, observer=RefreshMetrics(metrics), busy=lambda: metrics.active > 0)
         engine = Engine(settings=settings, wire=OpenAIWire(session, connect_s=settings.timeouts.connect_s),
                         budget=budget, observer=PassiveFeedback(passive, then=MetricsObserver(metrics)))
         metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine)

@@ -177,6 +177,7 @@ class Metrics:
 
         self.current_meter: contextvars.ContextVar[RequestMeter | None] = contextvars.ContextVar(
             "switchyard_request_meter", default=None)
+        self.active = 0  # client chat requests being served (the in-flight gauge, readable)
         self._groups: Mapping[str, str] = {}
         self._groups_lower: Mapping[str, str] = {}
         self._models: Mapping[str, str] = {}
@@ -256,11 +257,13 @@ class Metrics:
 
     def open_request(self) -> RequestMeter:
         self.in_flight.inc()
+        self.active += 1
         return RequestMeter(self)
 
     def close_request(self, meter: RequestMeter) -> None:
         now = time.monotonic()
         self.in_flight.dec()
+        self.active -= 1
         alias = self.group_label(meter.group or meter.requested)
         stream = "true" if meter.stream else "false"
         klass = status_class(meter.status or 500)

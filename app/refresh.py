@@ -56,8 +56,10 @@ class PoolManager:
         passive: PassiveStats,
         budget: FreeTierBudget,
         observer: RefreshObserver | None = None,
+        busy: Callable[[], bool] = lambda: True,
     ) -> None:
         self._settings = settings
+        self._busy = busy  # requests in flight: rebuild work then yields most of the core
         self._observer = observer or RefreshObserver()
         self._holder = holder
         self._http = http
@@ -156,9 +158,9 @@ class PoolManager:
         # The pure steps run in worker threads and the Router is filled on the event loop, all
         # in paced slices (app.pacing): a rebuild under load holds the event loop for ~1 ms at
         # a time and takes a fifth of the core. The first build, with nothing to serve yet,
-        # runs at full speed.
+        # and any work while no request is in flight, run at full speed.
         first = self._holder.current is None
-        pause = no_pause if first else Pacer().in_thread
+        pause = no_pause if first else Pacer(busy=self._busy).in_thread
         if full:
             raw = await fetch_catalogue_raw(self._http, base_url=self._base_url, api_key=self._api_key,
                                             timeout_s=settings.pool.health.timeout_s * 4)
@@ -201,7 +203,7 @@ class PoolManager:
         if self._holder.current is None:  # the first pool: nothing is served yet, build it in one go
             snapshot = await asyncio.to_thread(build_snapshot, pool, self._settings)
         else:
-            snapshot = await build_snapshot_paced(pool, self._settings, pause=Pacer())
+            snapshot = await build_snapshot_paced(pool, self._settings, pause=Pacer(busy=self._busy))
         self._holder.publish(snapshot)
         self._observer.on_publish(pool)
         log.info("pool published: %d deployments, %d groups, source=%s",

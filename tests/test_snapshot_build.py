@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import app
 from app.catalogue import parse_catalogue
 from app.config import Settings, StaticDeployment
@@ -93,3 +95,32 @@ def test_litellm_still_counts_tokens_after_its_tokenizer_is_released() -> None:
     assert type(token_counter.default_encoding).__name__ == "_DeferredEncoding"
     assert litellm.token_counter(text="hello world, hello tokens") == 5
     assert token_counter.default_encoding.encode("hello world") == [15339, 1917]
+
+
+@pytest.mark.parametrize("busy", [True, False])
+def test_rebuild_work_pauses_only_while_requests_are_in_flight(busy: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.pacing
+
+    slept: list[float] = []
+    monkeypatch.setattr(app.pacing.time, "sleep", slept.append)
+    pacer = Pacer(slice_s=0.0, ratio=4.0, busy=lambda: busy)
+    for _ in range(3):
+        pacer.in_thread()
+    assert (len(slept) == 3) is busy and all(s >= 0 for s in slept)
+
+    waits: list[float] = []
+
+    async def run() -> None:
+        real_sleep = asyncio.sleep
+
+        async def record(seconds: float) -> None:
+            waits.append(seconds)
+            await real_sleep(0)
+
+        monkeypatch.setattr(app.pacing.asyncio, "sleep", record)
+        for _ in range(3):
+            await pacer()
+
+    asyncio.run(run())
+    assert len(waits) == 3  # it always yields to the event loop between slices
+    assert all(w > 0 for w in waits) if busy else all(w == 0 for w in waits)

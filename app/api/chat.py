@@ -147,7 +147,8 @@ async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_li
         log_line.finished(outcome, status=200, usage=usage)
     except AttemptError as error:
         engine.report_stream_failure(snapshot, outcome, error)
-        out += (_error_frame(error, log_line.request_id), _DONE)
+        out += (_error_frame(f"The upstream stream failed after it started: {error.message}", error.kind,
+                             log_line.request_id), _DONE)
         log_line.finished(outcome, status=200, usage=usage, stream_error=error.kind)
     except asyncio.CancelledError:
         if watch.gone:
@@ -155,7 +156,8 @@ async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_li
         raise
     except Exception as exc:
         log.exception("stream from %s failed inside the gateway", outcome.deployment.model)
-        out += (_error_frame(AttemptError("internal_error", f"{type(exc).__name__}"), log_line.request_id), _DONE)
+        out += (_error_frame(f"The gateway failed while relaying the stream ({type(exc).__name__}); it has been "
+                             "logged.", "internal_error", log_line.request_id), _DONE)
         log_line.finished(outcome, status=200, usage=usage, stream_error="internal_error")
     finally:
         source.close()
@@ -343,9 +345,9 @@ def _clean_frame(frame: Frame) -> bytes:
     return frame.raw
 
 
-def _error_frame(error: AttemptError, request_id: str) -> bytes:
-    body = {"error": {"message": f"The upstream stream failed after it started: {error.message}",
-                      "type": "upstream_error", "param": None, "code": error.kind}, "request_id": request_id}
+def _error_frame(message: str, code: str, request_id: str) -> bytes:
+    kind = "api_error" if code == "internal_error" else "upstream_error"
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}, "request_id": request_id}
     return b"data: " + dumps(body) + b"\n\n"
 
 

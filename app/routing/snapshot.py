@@ -188,7 +188,7 @@ def _release_default_tokenizer() -> None:
         return  # another LiteLLM layout: leave it alone
     deferred = _DeferredEncoding()
     default_encoding.encoding = deferred  # type: ignore[assignment]
-    token_counter.default_encoding = deferred  # type: ignore[assignment]
+    token_counter.default_encoding = deferred
     registry.ENCODINGS.pop("cl100k_base", None)
 
 
