@@ -177,7 +177,8 @@ class Metrics:
 
         self.current_meter: contextvars.ContextVar[RequestMeter | None] = contextvars.ContextVar(
             "switchyard_request_meter", default=None)
-        self.active = 0  # client chat requests being served (the in-flight gauge, readable)
+        self.active = 0  # client chat requests being served; the in-flight gauge reads it
+        self.in_flight.set_function(lambda: self.active)
         self._groups: Mapping[str, str] = {}
         self._groups_lower: Mapping[str, str] = {}
         self._models: Mapping[str, str] = {}
@@ -256,13 +257,11 @@ class Metrics:
         self.refresh_duration(kind).observe(duration_s)
 
     def open_request(self) -> RequestMeter:
-        self.in_flight.inc()
         self.active += 1
         return RequestMeter(self)
 
     def close_request(self, meter: RequestMeter) -> None:
         now = time.monotonic()
-        self.in_flight.dec()
         self.active -= 1
         alias = self.group_label(meter.group or meter.requested)
         stream = "true" if meter.stream else "false"

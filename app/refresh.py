@@ -97,7 +97,7 @@ class PoolManager:
             deployments, groups = static_groups(self._settings)
             pool = make_pool(deployments=deployments, groups=groups, source="static",
                              degraded_reason=f"{reason}; serving static deployments only")
-        await self._publish(pool)
+        await self._publish(pool, paced=False)
 
     async def run(self) -> None:
         """The refresh loop; cancelled by the lifespan at shutdown."""
@@ -159,8 +159,8 @@ class PoolManager:
         # in paced slices (app.pacing): a rebuild under load holds the event loop for ~1 ms at
         # a time and takes a fifth of the core. The first build, with nothing to serve yet,
         # and any work while no request is in flight, run at full speed.
-        first = self._holder.current is None
-        pause = no_pause if first else Pacer(busy=self._busy).in_thread
+        paced = self._holder.current is not None
+        pause = Pacer(busy=self._busy).in_thread if paced else no_pause
         if full:
             raw = await fetch_catalogue_raw(self._http, base_url=self._base_url, api_key=self._api_key,
                                             timeout_s=settings.pool.health.timeout_s * 4)
@@ -184,7 +184,7 @@ class PoolManager:
         pool = await asyncio.to_thread(lambda: build_pool(
             catalogue=catalogue, health=health, passive=passive, settings=settings, previous=previous, now=now,
             allow=allow, block=block, pause=pause))
-        await self._publish(pool)
+        await self._publish(pool, paced=paced)
         await asyncio.to_thread(self._persist, "pool.json", pool, pause)
         await asyncio.to_thread(_return_free_memory)
         return pool
@@ -199,11 +199,11 @@ class PoolManager:
             block |= load_id_list(pool_settings.blocklist_file)
         return frozenset(allow), frozenset(block)
 
-    async def _publish(self, pool: Pool) -> None:
-        if self._holder.current is None:  # the first pool: nothing is served yet, build it in one go
-            snapshot = await asyncio.to_thread(build_snapshot, pool, self._settings)
-        else:
+    async def _publish(self, pool: Pool, *, paced: bool) -> None:
+        if paced:
             snapshot = await build_snapshot_paced(pool, self._settings, pause=Pacer(busy=self._busy))
+        else:  # the first pool: nothing is served yet, build it in one go
+            snapshot = await asyncio.to_thread(build_snapshot, pool, self._settings)
         self._holder.publish(snapshot)
         self._observer.on_publish(pool)
         log.info("pool published: %d deployments, %d groups, source=%s",

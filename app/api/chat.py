@@ -20,7 +20,7 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 
 from app.api.deps import AppState, check_client_key
-from app.api.errors import INTERNAL_ERROR, error_body
+from app.api.errors import INTERNAL_ERROR, error_body, error_headers
 from app.api.metrics import metrics_of
 from app.api.telemetry import RequestLog
 from app.encoding import dumps
@@ -39,7 +39,7 @@ from app.routing.engine import Outcome
 from app.routing.request import ChatRequest, parse_chat_request
 from app.routing.snapshot import Snapshot
 from app.routing.wire import Frame
-from app.usage import usage_cost
+from app.usage import Cost
 
 CHAT_PATH = "/v1/chat/completions"
 log = logging.getLogger("switchyard.api")
@@ -97,9 +97,10 @@ async def _chat(state: AppState, head: _RequestHead, receive: Receive, reply: _R
             outcome = await state.engine.complete(chat, snapshot)
             watch.stop()
             payload = _normalise(outcome.value, outcome)
-            log_line.finished(outcome, status=200, usage=payload.get("usage"), completion=payload.get("choices"))
+            cost = log_line.finished(outcome, status=200, usage=payload.get("usage"),
+                                     completion=payload.get("choices"))
             data = dumps(payload)
-            headers = _outcome_headers(request_id, outcome, payload.get("usage"))
+            headers = _outcome_headers(request_id, outcome, cost)
             headers += ((b"content-type", _JSON), (b"content-length", str(len(data)).encode()))
             await reply.start(200, headers)
             await reply.body(data, more=False)
@@ -129,6 +130,7 @@ async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_li
     usage: Any = None
     out: list[bytes] = []
     try:
+        # The cost is known only at the end of a stream; the headers go first.
         await reply.start(200, _outcome_headers(log_line.request_id, outcome, None) + _SSE_HEADERS)
         while frame is not None:
             data = frame.data
@@ -147,8 +149,8 @@ async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_li
         log_line.finished(outcome, status=200, usage=usage)
     except AttemptError as error:
         engine.report_stream_failure(snapshot, outcome, error)
-        out += (_error_frame(f"The upstream stream failed after it started: {error.message}", error.kind,
-                             log_line.request_id), _DONE)
+        out += (_error_frame(f"The upstream stream failed after it started: {error.message}",
+                             type_="upstream_error", code=error.kind, request_id=log_line.request_id), _DONE)
         log_line.finished(outcome, status=200, usage=usage, stream_error=error.kind)
     except asyncio.CancelledError:
         if watch.gone:
@@ -157,7 +159,8 @@ async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_li
     except Exception as exc:
         log.exception("stream from %s failed inside the gateway", outcome.deployment.model)
         out += (_error_frame(f"The gateway failed while relaying the stream ({type(exc).__name__}); it has been "
-                             "logged.", "internal_error", log_line.request_id), _DONE)
+                             "logged.", type_="api_error", code="internal_error", request_id=log_line.request_id),
+                _DONE)
         log_line.finished(outcome, status=200, usage=usage, stream_error="internal_error")
     finally:
         source.close()
@@ -218,9 +221,8 @@ class _Reply:
 
 async def _send_error(send: Send, exc: GatewayError, request_id: str) -> None:
     data = error_body(exc)
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
-    headers += ((b"x-request-id", request_id.encode("latin-1")), (b"content-type", _JSON),
-                (b"content-length", str(len(data)).encode()))
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error_headers(exc, request_id).items()]
+    headers += ((b"content-type", _JSON), (b"content-length", str(len(data)).encode()))
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": data, "more_body": False})
 
@@ -289,27 +291,20 @@ async def _read_json(receive: Receive, head: _RequestHead, limit: int) -> Any:
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        raise ClientClosedRequest("The client closed the connection while sending the body.")
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        if len(body) > limit:
-            raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
-        return body
-    chunks = bytearray(body)
-    while True:
-        if len(chunks) > limit:
-            raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientClosedRequest("The client closed the connection while sending the body.")
-        chunks += message.get("body", b"")
-        if not message.get("more_body", False):
-            break
-    if len(chunks) > limit:
-        raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
-    return bytes(chunks)
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _reject_constant(name: str) -> Any:
@@ -320,7 +315,7 @@ def _never() -> bool:
     return False
 
 
-def _outcome_headers(request_id: str, outcome: Outcome[Any], usage: Any) -> Headers:
+def _outcome_headers(request_id: str, outcome: Outcome[Any], cost: Cost | None) -> Headers:
     dep = outcome.deployment
     headers = [
         (b"x-request-id", request_id.encode("latin-1")),
@@ -330,7 +325,6 @@ def _outcome_headers(request_id: str, outcome: Outcome[Any], usage: Any) -> Head
         (b"x-switchyard-attempts", str(len(outcome.attempts)).encode()),
         (b"x-switchyard-fallback", b"true" if outcome.fallback else b"false"),
     ]
-    cost = usage_cost(usage, dep)
     if cost is not None:
         headers.append((b"x-switchyard-cost-usd", f"{cost.usd:.8f}".encode()))
     return headers
@@ -345,9 +339,8 @@ def _clean_frame(frame: Frame) -> bytes:
     return frame.raw
 
 
-def _error_frame(message: str, code: str, request_id: str) -> bytes:
-    kind = "api_error" if code == "internal_error" else "upstream_error"
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}, "request_id": request_id}
+def _error_frame(message: str, *, type_: str, code: str, request_id: str) -> bytes:
+    body = {"error": {"message": message, "type": type_, "param": None, "code": code}, "request_id": request_id}
     return b"data: " + dumps(body) + b"\n\n"
 
 

@@ -36,11 +36,17 @@ def error_body(exc: GatewayError) -> bytes:
     return dumps(exc.body())
 
 
-def gateway_error_response(exc: GatewayError, request_id: str | None = None) -> Response:
+def error_headers(exc: GatewayError, request_id: str | None) -> dict[str, str]:
+    """The error's own headers (Retry-After, Allow, ...) and the request id."""
     headers = dict(exc.headers)
     if request_id:
         headers["X-Request-ID"] = request_id
-    return Response(error_body(exc), status_code=exc.status, media_type="application/json", headers=headers)
+    return headers
+
+
+def gateway_error_response(exc: GatewayError, request_id: str | None = None) -> Response:
+    return Response(error_body(exc), status_code=exc.status, media_type="application/json",
+                    headers=error_headers(exc, request_id))
 
 
 def install_error_handlers(app: FastAPI) -> None:

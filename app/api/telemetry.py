@@ -10,7 +10,7 @@ from app.config import Settings
 from app.encoding import dumps
 from app.errors import GatewayError
 from app.metrics import RequestMeter
-from app.usage import usage_cost, usage_tokens
+from app.usage import Cost, usage_cost, usage_tokens
 from app.routing.engine import Outcome
 
 log = logging.getLogger("switchyard.requests")
@@ -31,7 +31,8 @@ class RequestLog:
         self._messages = messages if settings.log_prompts else None
 
     def finished(self, outcome: Outcome[Any], *, status: int, usage: Any, stream_error: str | None = None,
-                 completion: Any = None) -> None:
+                 completion: Any = None) -> Cost | None:
+        """Meter and log the answer; returns its cost (None when the usage does not tell)."""
         usage = usage if isinstance(usage, dict) else {}
         cost = usage_cost(usage, outcome.deployment)
         if self._meter is not None:
@@ -55,6 +56,7 @@ class RequestLog:
             messages=self._messages,
             completion=completion if self._log_text else None,
         )
+        return cost
 
     def failed(self, exc: BaseException) -> None:
         status = exc.status if isinstance(exc, GatewayError) else 500
