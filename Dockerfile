@@ -1,13 +1,13 @@
 # syntax=docker/dockerfile:1
 #
-# Switchyard image: one uvicorn process (`switchyard serve` never forks workers; run more
+# Turnout image: one uvicorn process (`turnout serve` never forks workers; run more
 # containers to scale out).
 #
-#   docker build -t switchyard .
-#   docker run --rm -p 127.0.0.1:8080:8080 -e SWITCHYARD_AUTH_DISABLED=true switchyard
+#   docker build -t turnout .
+#   docker run --rm -p 127.0.0.1:8080:8080 -e TURNOUT_AUTH_DISABLED=true turnout
 #
-# The container listens on 0.0.0.0, so Switchyard refuses to start unless
-# SWITCHYARD_API_KEYS is set or SWITCHYARD_AUTH_DISABLED=true (only for a port published
+# The container listens on 0.0.0.0, so Turnout refuses to start unless
+# TURNOUT_API_KEYS is set or TURNOUT_AUTH_DISABLED=true (only for a port published
 # on the host's loopback). Without OPENROUTER_API_KEY it runs the built-in sandbox.
 # Keys are passed at run time (-e / env_file), never baked into the image.
 
@@ -27,15 +27,15 @@ WORKDIR /src
 # Dependencies first (cached until pyproject.toml changes): install the project with a
 # stub package, then drop it.
 COPY pyproject.toml README.md* ./
-RUN mkdir app && touch app/__init__.py \
+RUN mkdir turnout && touch turnout/__init__.py \
     && pip install . \
-    && pip uninstall -y switchyard \
-    && rm -rf app build ./*.egg-info
+    && pip uninstall -y turnout \
+    && rm -rf turnout build ./*.egg-info
 
-# The application, with its package data (app/data/**/*.json).
-COPY app ./app
+# The application, with its package data (turnout/data/**/*.json).
+COPY turnout ./turnout
 RUN pip install --no-deps . \
-    && python -c "import importlib.resources as r; assert r.files('app').joinpath('data/openrouter').is_dir()"
+    && python -c "import importlib.resources as r; assert r.files('turnout').joinpath('data/openrouter').is_dir()"
 
 # --- runtime: the venv only ----------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -44,20 +44,20 @@ ENV PATH=/opt/venv/bin:$PATH \
     LITELLM_LOCAL_MODEL_COST_MAP=True \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    SWITCHYARD_HOST=0.0.0.0 \
-    SWITCHYARD_PORT=8080 \
-    SWITCHYARD_DATA_DIR=/data
+    TURNOUT_HOST=0.0.0.0 \
+    TURNOUT_PORT=8080 \
+    TURNOUT_DATA_DIR=/data
 
-RUN groupadd --system --gid 10001 switchyard \
-    && useradd --system --uid 10001 --gid switchyard --create-home --home-dir /home/switchyard \
-       --shell /usr/sbin/nologin switchyard \
+RUN groupadd --system --gid 10001 turnout \
+    && useradd --system --uid 10001 --gid turnout --create-home --home-dir /home/turnout \
+       --shell /usr/sbin/nologin turnout \
     && mkdir -p /data \
-    && chown switchyard:switchyard /data
+    && chown turnout:turnout /data
 
 COPY --from=builder /opt/venv /opt/venv
 
 USER 10001:10001
-WORKDIR /home/switchyard
+WORKDIR /home/turnout
 
 # The last good pool (pool.json) survives restarts here.
 VOLUME ["/data"]
@@ -66,6 +66,6 @@ EXPOSE 8080
 
 # Liveness via python's urllib (slim has no curl); urlopen raises on errors and non-2xx.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('SWITCHYARD_PORT', '8080'), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TURNOUT_PORT', '8080'), timeout=4)"]
 
-CMD ["switchyard", "serve"]
+CMD ["turnout", "serve"]

@@ -1,4 +1,4 @@
-# Switchyard — each target does its own setup on a fresh machine.
+# Turnout — each target does its own setup on a fresh machine.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -15,19 +15,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Run the gateway on $SWITCHYARD_HOST:$SWITCHYARD_PORT (default 127.0.0.1:8080).
+## Run the gateway on $TURNOUT_HOST:$TURNOUT_PORT (default 127.0.0.1:8080).
 run: $(STAMP)
-	$(BIN)/switchyard serve
+	$(BIN)/turnout serve
 
 ## Run the whole test suite.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 pool: $(STAMP)
-	$(BIN)/switchyard pool
+	$(BIN)/turnout pool
 
 sandbox: $(STAMP)
-	$(BIN)/switchyard sandbox
+	$(BIN)/turnout sandbox
 
 ## The benchmark of issue 6 (< 10 min; needs apt for nginx and wrk). BENCH_ARGS=--smoke for a 30 s check.
 bench: $(STAMP)

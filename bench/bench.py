@@ -1,9 +1,9 @@
 """The benchmark driver: `bash bench/run.sh` installs what it needs and runs this on core 0.
 
-    bench.py            the full run: nginx, raw pass-through, Switchyard (300 and 20
+    bench.py            the full run: nginx, raw pass-through, Turnout (300 and 20
                         deployments), the LiteLLM proxy; tables on stdout, out/results.json
-    bench.py --smoke    one short wrk run against Switchyard only; exit 1 on any failure
-    bench.py --profile  py-spy on Switchyard (300 deployments) under load: out/profile.svg,
+    bench.py --smoke    one short wrk run against Turnout only; exit 1 on any failure
+    bench.py --profile  py-spy on Turnout (300 deployments) under load: out/profile.svg,
                         out/profile.folded, out/profile-top.txt
     bench.py --soak     10 minutes of mixed load, RSS over time (bench/soak.py): out/soak.json
 
@@ -44,24 +44,24 @@ OUT = HERE / "out"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="one short run against Switchyard only")
-    parser.add_argument("--profile", action="store_true", help="py-spy profile of Switchyard under load")
+    parser.add_argument("--smoke", action="store_true", help="one short run against Turnout only")
+    parser.add_argument("--profile", action="store_true", help="py-spy profile of Turnout under load")
     parser.add_argument("--stream", action="store_true", help="with --profile: load with 500-chunk streams, not wrk")
     parser.add_argument("--soak", action="store_true", help="RSS over 10 minutes of mixed load (about 11 min)")
     parser.add_argument("--minutes", type=float, default=10.0, help="with --soak: minutes of load (default 10)")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run (default 6)")
     parser.add_argument("--deployments", type=int, default=300, help="the large pool size (default 300)")
     parser.add_argument("--small", type=int, default=20, help="the small pool size (default 20)")
-    parser.add_argument("--ref", help="benchmark Switchyard as of this git ref (exported to out/src-<ref>) "
+    parser.add_argument("--ref", help="benchmark Turnout as of this git ref (exported to out/src-<ref>) "
                                       "instead of the working tree")
-    parser.add_argument("--src", type=Path, help="benchmark Switchyard from this source tree (e.g. a scratch copy)")
-    parser.add_argument("--only", help="comma-separated target keys to run (raw-aiohttp, switchyard-300, "
-                                       "switchyard-20, litellm-proxy); default all")
+    parser.add_argument("--src", type=Path, help="benchmark Turnout from this source tree (e.g. a scratch copy)")
+    parser.add_argument("--only", help="comma-separated target keys to run (raw-aiohttp, turnout-300, "
+                                       "turnout-20, litellm-proxy); default all")
     parser.add_argument("--quick", action="store_true",
                         help="non-streaming runs only (no streams, no rebuild): for before/after comparisons")
     parser.add_argument("--conc", default="1,16,64", help="wrk concurrencies (default 1,16,64)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra environment for Switchyard (repeatable), e.g. SWITCHYARD_LOG_LEVEL=WARNING")
+                        help="extra environment for Turnout (repeatable), e.g. TURNOUT_LOG_LEVEL=WARNING")
     args = parser.parse_args(argv)
 
     OUT.mkdir(exist_ok=True)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             return profile(procs, nginx, deployments=args.deployments, src=src, stream=args.stream)
         if args.soak:
             result = soak.soak(procs, nginx, minutes=args.minutes, out=OUT, src=src)
-            result.update({"machine": machine(), "versions": versions(), "switchyard_source": source_info(src)})
+            result.update({"machine": machine(), "versions": versions(), "turnout_source": source_info(src)})
             (OUT / "soak.json").write_text(json.dumps(result, indent=2))
             print(soak.render(result))
             return 0
@@ -90,9 +90,9 @@ def export_ref(ref: str) -> Path:
     sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", ref], capture_output=True, text=True,
                          check=True).stdout.strip()
     dest = OUT / f"src-{sha}"
-    if not (dest / "app").is_dir():
+    if not (dest / "turnout").is_dir():
         dest.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", sha, "app"], capture_output=True, check=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", sha, "turnout"], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     return dest
 
@@ -101,10 +101,10 @@ def source_info(src: Path | None) -> dict[str, Any]:
     tree = src or REPO
     git = ["git", "-C", str(REPO)]
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    # The app/ tree's hash names the code measured, whatever documentation commits come after.
+    # The turnout/ tree's hash names the code measured, whatever documentation commits come after.
     app_tree = subprocess.run([*git, "rev-parse", "--short", "HEAD:app"], capture_output=True, text=True).stdout.strip()
     if src is None:
-        dirty = subprocess.run([*git, "status", "--porcelain", "--", "app"], capture_output=True, text=True).stdout
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "turnout"], capture_output=True, text=True).stdout
         return {"tree": str(tree), "head": head, "app_tree": app_tree, "app_dirty": bool(dirty.strip())}
     return {"tree": str(tree), "head": head, "exported": src.name.removeprefix("src-") if src.parent == OUT else None}
 
@@ -125,11 +125,11 @@ def full(procs: Procs, nginx: str, args: argparse.Namespace, *, src: Path | None
     duration = args.duration
     concs = [int(c) for c in args.conc.split(",")]
     results: dict[str, Any] = {
-        "machine": machine(), "versions": versions(), "switchyard_source": source_info(src),
+        "machine": machine(), "versions": versions(), "turnout_source": source_info(src),
         "config": {"wrk_duration_s": duration, "concurrency": concs, "quick": args.quick,
                    "short_stream": targets.SHORT_STREAM,
                    "long_stream": targets.LONG_STREAM, "stream_concurrency": 8, "stream_duration_s": 5.0,
-                   "deployments": [args.deployments, args.small], "switchyard_env": args.env},
+                   "deployments": [args.deployments, args.small], "turnout_env": args.env},
         "targets": {},
     }
     say(f"nginx at {nginx}; measuring it directly")
@@ -141,8 +141,8 @@ def full(procs: Procs, nginx: str, args: argparse.Namespace, *, src: Path | None
     }
     plan = [
         targets.passthrough(port=free_port(), nginx=nginx),
-        targets.switchyard(port=free_port(), nginx=nginx, deployments=args.deployments, out=OUT, src=src),
-        targets.switchyard(port=free_port(), nginx=nginx, deployments=args.small, out=OUT, src=src),
+        targets.turnout(port=free_port(), nginx=nginx, deployments=args.deployments, out=OUT, src=src),
+        targets.turnout(port=free_port(), nginx=nginx, deployments=args.small, out=OUT, src=src),
         targets.litellm_proxy(port=free_port(), nginx=nginx, deployments=args.deployments, out=OUT,
                               skip_reason=os.environ.get("BENCH_PROXY_SKIP") or None),
     ]
@@ -150,13 +150,13 @@ def full(procs: Procs, nginx: str, args: argparse.Namespace, *, src: Path | None
     for target in plan:
         if only is not None and target.key not in only:
             continue
-        if target.key.startswith("switchyard"):
+        if target.key.startswith("turnout"):
             target.env.update(dict(item.split("=", 1) for item in args.env))
         results["targets"][target.key] = run_target(
             procs, target, duration=duration, concs=concs, quick=args.quick,
-            rebuild=target.key == f"switchyard-{args.deployments}" and not args.quick, results=results)
+            rebuild=target.key == f"turnout-{args.deployments}" and not args.quick, results=results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
-    results["soak"] = _soak_of_this_source(results["switchyard_source"])
+    results["soak"] = _soak_of_this_source(results["turnout_source"])
     results["checks"] = report.target_checks(results)
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     print()
@@ -166,12 +166,12 @@ def full(procs: Procs, nginx: str, args: argparse.Namespace, *, src: Path | None
 
 
 def _soak_of_this_source(source: dict[str, Any]) -> dict[str, Any] | None:
-    """The last `--soak` result, when it measured the same Switchyard source as this run."""
+    """The last `--soak` result, when it measured the same Turnout source as this run."""
     path = OUT / "soak.json"
     if not path.exists() or source.get("app_dirty"):
         return None
     found: dict[str, Any] = json.loads(path.read_text())
-    theirs = found.get("switchyard_source", {})
+    theirs = found.get("turnout_source", {})
     same = theirs.get("app_tree") == source.get("app_tree") and not theirs.get("app_dirty") and \
         theirs.get("exported") == source.get("exported") and source.get("app_tree")
     return found if same else None
@@ -197,7 +197,7 @@ def run_target(procs: Procs, target: targets.Target, *, duration: float, concs: 
     time.sleep(1.0)
     entry["rss_idle_bytes"] = rss_bytes(proc.pid)
     entry["processes"] = len(tree(proc.pid))
-    if target.key.startswith("switchyard"):
+    if target.key.startswith("turnout"):
         entry["pool_deployments"] = pool_size(target)
     say(f"  cold start {entry['cold_start_s']:.2f}s, idle RSS {entry['rss_idle_bytes'] / 2**20:.0f} MB; warming up")
     measure.wrk(target.chat_url(), concurrency=16, duration_s=2, pid=proc.pid)
@@ -240,7 +240,7 @@ def rebuild_under_load(target: targets.Target, *, pid: int, duration: float) -> 
 
 
 def pool_size(target: targets.Target) -> int | None:
-    """Deployments in Switchyard's live pool (static + catalogue), from GET /admin/pool."""
+    """Deployments in Turnout's live pool (static + catalogue), from GET /admin/pool."""
     import asyncio
 
     async def get() -> Any:
@@ -259,13 +259,13 @@ def pool_size(target: targets.Target) -> int | None:
 
 
 def smoke(procs: Procs, nginx: str, *, src: Path | None) -> int:
-    target = targets.switchyard(port=free_port(), nginx=nginx, deployments=20, out=OUT, src=src)
+    target = targets.turnout(port=free_port(), nginx=nginx, deployments=20, out=OUT, src=src)
     spawned = time.monotonic()
     proc = procs.start(target.key, target.argv, core=1, env=target.env, cwd=target.cwd)
     ready = measure.first_completion(target.chat_url(), alive=lambda: proc.popen.poll() is None, timeout_s=20)
     run = measure.wrk(target.chat_url(), concurrency=8, duration_s=3, pid=proc.pid)
     ok = run.requests > 0 and run.failed == 0
-    print(f"bench smoke: {'ok' if ok else 'FAILED'}: Switchyard (20 deployments) cold start "
+    print(f"bench smoke: {'ok' if ok else 'FAILED'}: Turnout (20 deployments) cold start "
           f"{ready - spawned:.2f}s, {run.rps:.0f} req/s at conc 8, p50 {run.p50_ms:.2f} ms, "
           f"p99 {run.p99_ms:.2f} ms, {run.requests} requests, failed {run.failed} {run.errors or ''}")
     return 0 if ok else 1
@@ -273,7 +273,7 @@ def smoke(procs: Procs, nginx: str, *, src: Path | None) -> int:
 
 def profile(procs: Procs, nginx: str, *, deployments: int, src: Path | None, stream: bool) -> int:
     pyspy = HERE / ".venv-tools" / "bin" / "py-spy"
-    target = targets.switchyard(port=free_port(), nginx=nginx, deployments=deployments, out=OUT, src=src)
+    target = targets.turnout(port=free_port(), nginx=nginx, deployments=deployments, out=OUT, src=src)
     proc = procs.start(target.key, target.argv, core=1, env=target.env, cwd=target.cwd)
     measure.first_completion(target.chat_url(), alive=lambda: proc.popen.poll() is None)
     measure.wrk(target.chat_url(), concurrency=16, duration_s=2)

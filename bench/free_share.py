@@ -1,7 +1,7 @@
 """Free share under failing free models: how much of `auto` stays on free models.
 
 Every free model in the sandbox fails half of its calls (25% provider 429, 25% 503).
-Sends N requests to `auto` through a real Switchyard (uvicorn, lifespan on) and prints
+Sends N requests to `auto` through a real Turnout (uvicorn, lifespan on) and prints
 the success rate and the share answered by free models.
 
     .venv/bin/python bench/free_share.py [--requests 500] [--concurrency 8]
@@ -47,7 +47,7 @@ class Figures:
 
 
 def half_failing_plan() -> Any:
-    from app.sandbox import FaultPlan, ModelFaults
+    from turnout.sandbox import FaultPlan, ModelFaults
 
     return FaultPlan(free_models=ModelFaults(rate_limit_rate=0.25, error_rate=0.25, error_codes=[503]), seed=7)
 
@@ -77,7 +77,7 @@ async def _drive(url: str, *, requests: int, concurrency: int, rate: float, free
             async with session.post(f"{url}/v1/chat/completions", json=body) as resp:
                 await resp.read()
                 statuses[resp.status] += 1
-                if resp.status == 200 and resp.headers.get("X-Switchyard-Deployment") in free_ids:
+                if resp.status == 200 and resp.headers.get("X-Turnout-Deployment") in free_ids:
                     free_answers += 1
 
     started = time.monotonic()
@@ -93,9 +93,9 @@ def measure(*, requests: int = 500, concurrency: int = 8, rate: float = 20.0, sa
     """Run the scenario; reuses a running sandbox (tests pass theirs) or starts one."""
     import uvicorn
 
-    from app.config import Settings
-    from app.main import create_app
-    from app.sandbox import SandboxThread
+    from turnout.config import Settings
+    from turnout.main import create_app
+    from turnout.sandbox import SandboxThread
 
     owned = None
     if sandbox is None:
@@ -105,7 +105,7 @@ def measure(*, requests: int = 500, concurrency: int = 8, rate: float = 20.0, sa
         sandbox.server.set_plan(half_failing_plan())
         settings = Settings(
             sandbox="off", openrouter_base_url=sandbox.base_url, openrouter_api_key="sk-or-bench",
-            data_dir=data_dir or Path(tempfile.mkdtemp(prefix="switchyard-bench-")),
+            data_dir=data_dir or Path(tempfile.mkdtemp(prefix="turnout-bench-")),
             pool={"health": {"enabled": False},
                   "free_tier": {"requests_per_minute": 0, "requests_per_day": 10_000_000}},
         )
@@ -117,7 +117,7 @@ def measure(*, requests: int = 500, concurrency: int = 8, rate: float = 20.0, sa
         while not server.started:
             time.sleep(0.02)
         try:
-            pool = app.state.switchyard.holder.current.pool
+            pool = app.state.turnout.holder.current.pool
             free_ids = {d.id for d in pool.deployments.values() if d.tier == "free"}
             return asyncio.run(_drive(f"http://127.0.0.1:{port}", requests=requests, concurrency=concurrency,
                                       rate=rate, free_ids=free_ids))

@@ -32,7 +32,7 @@ COMPONENTS = [
     ("asyncio (event loop, tasks, transports)", r"/python3\.\d+/asyncio/|/selectors\.py$"),
     ("uuid (stdlib)", r"/python3\.\d+/uuid\.py$"),
     ("threading/queue (stdlib)", r"/python3\.\d+/(threading|queue)\.py$"),
-    ("switchyard app/", r"^(?!.*site-packages).*/app/"),
+    ("turnout turnout/", r"^(?!.*site-packages).*/turnout/"),
     ("other stdlib", r"/python3\.\d+/|^<frozen"),
 ]
 # The event loop's thread starts at the module being run; worker threads at Thread._bootstrap.
@@ -42,7 +42,7 @@ IDLE_LEAVES = re.compile(r"^(Condition\.wait|Condition\._acquire_restore|_worker
 
 # Functions whose inclusive share answers "what does this step cost".
 KEY_FUNCTIONS: list[tuple[str, ...]] = [  # (label, frame regex[, unless any frame matches])
-    ("the chat handler (app.api.chat.serve, plain ASGI)", r"^serve \(.*/app/api/chat\.py"),
+    ("the chat handler (turnout.api.chat.serve, plain ASGI)", r"^serve \(.*/turnout/api/chat\.py"),
     ("FastAPI request handling (every other route)",
      r"^(run_endpoint_function|request_response\.<locals>\.app) "),
     ("  FastAPI dependency solving", r"^solve_dependencies "),
@@ -56,13 +56,13 @@ KEY_FUNCTIONS: list[tuple[str, ...]] = [  # (label, frame regex[, unless any fra
     ("    _normalise", r"^_normalise "),
     ("    RequestLog (one JSON log line per request)", r"^RequestLog\."),
     ("    json.dumps (anywhere)", r"^dumps \(.*/json/"),
-    ("    orjson + stdlib fallback (app.encoding.dumps)", r"^dumps \(.*/app/encoding\.py"),
+    ("    orjson + stdlib fallback (turnout.encoding.dumps)", r"^dumps \(.*/turnout/encoding\.py"),
     ("    json.loads (anywhere)", r"^loads \(.*/json/"),
     ("h11 parsing and serialising (anywhere)", r"/site-packages/h11/"),
     ("uvicorn work outside the ASGI app (parse, keep-alive, flow control)", r"/site-packages/(uvicorn|h11)/",
-     r"^(Starlette\.__call__ |serve \(.*/app/api/chat\.py)"),
+     r"^(Starlette\.__call__ |serve \(.*/turnout/api/chat\.py)"),
     ("aiohttp client protocol callbacks outside the request task (response parsing)", r"/site-packages/aiohttp/",
-     r"^serve \(.*/app/api/chat\.py"),
+     r"^serve \(.*/turnout/api/chat\.py"),
     ("anyio threadpool hops (sync FastAPI dependencies run in a worker thread)",
      r"run_sync_in_worker_thread |WorkerThread\.run "),
     ("logging module (anywhere)", r"/python3\.\d+/logging/"),
@@ -95,7 +95,7 @@ def _file(frame: str) -> str:
 
 def _short(frame: str) -> str:
     """`func (/long/path/site-packages/pkg/mod.py)` -> `func (pkg/mod.py)`."""
-    return re.sub(r"\((?:.*/site-packages/|.*/python3\.\d+/|.*/(?=app/))", "(", frame)
+    return re.sub(r"\((?:.*/site-packages/|.*/python3\.\d+/|.*/(?=turnout/))", "(", frame)
 
 
 def component(frame: str) -> str:

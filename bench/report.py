@@ -115,7 +115,7 @@ def rebuild(results: dict[str, Any]) -> str:
 def target_checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Issue 6's targets against this run: what was measured, the bound, met or not."""
     t = results["targets"]
-    big, small = t.get("switchyard-300"), t.get("switchyard-20")
+    big, small = t.get("turnout-300"), t.get("turnout-20")
     checks: list[dict[str, Any]] = []
 
     def add(name: str, measured: float | None, bound: str, met: bool | None, unit: str = "") -> None:
@@ -178,7 +178,7 @@ def checks_table(checks: list[dict[str, Any]]) -> str:
         met = {True: "met", False: "NOT met", None: "not measured"}[c["met"]]
         measured = "-" if c["measured"] is None else f"{_cell(c['measured'])} {c['unit']}".strip()
         rows.append([c["target"], measured, c["bound"], met])
-    return table("Issue 6 targets (Switchyard, 300 deployments)", ["target", "measured", "bound", "status"], rows)
+    return table("Issue 6 targets (Turnout, 300 deployments)", ["target", "measured", "bound", "status"], rows)
 
 
 def render(results: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""CPU cost of one Router pick as Switchyard makes it, by pool size, plus the gen-2 GC pause.
+"""CPU cost of one Router pick as Turnout makes it, by pool size, plus the gen-2 GC pause.
 
     taskset -c 1 .venv/bin/python bench/router_pick.py [--sizes 20,300] [--picks 3000]
 
@@ -20,9 +20,9 @@ from pathlib import Path
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.config import Settings, StaticDeployment  # noqa: E402
-from app.pool import make_pool, static_groups  # noqa: E402
-from app.routing.snapshot import build_snapshot  # noqa: E402
+from turnout.config import Settings, StaticDeployment  # noqa: E402
+from turnout.pool.model import make_pool, static_groups  # noqa: E402
+from turnout.routing.snapshot import build_snapshot  # noqa: E402
 
 
 def snapshot_of(size: int):  # type: ignore[no-untyped-def]

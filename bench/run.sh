@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Switchyard's benchmark (issue 6). Installs what it needs, then runs bench/bench.py on core 0.
+# Turnout's benchmark (issue 6). Installs what it needs, then runs bench/bench.py on core 0.
 #
 #   bash bench/run.sh            full run (< 10 min): tables on stdout, bench/out/results.json
-#   bash bench/run.sh --smoke    one short wrk run against Switchyard only (< 30 s)
-#   bash bench/run.sh --profile  py-spy flame graph of Switchyard under load (bench/out/profile.svg);
+#   bash bench/run.sh --smoke    one short wrk run against Turnout only (< 30 s)
+#   bash bench/run.sh --profile  py-spy flame graph of Turnout under load (bench/out/profile.svg);
 #                                add --stream to load it with 500-chunk streams instead of wrk
 #   bash bench/run.sh --soak     RSS over 10 minutes of mixed load (~11 min; --minutes N for less)
 #
 # Other options (bench/bench.py --help): --ref REV measures a commit instead of the work tree,
 # --src DIR a scratch copy, --only KEYS some targets, --quick non-streaming runs only,
-# --env NAME=VALUE extra environment for Switchyard, --duration S per wrk run.
+# --env NAME=VALUE extra environment for Turnout, --duration S per wrk run.
 #
 # Needs root or sudo-less apt for nginx and wrk (Debian), and PyPI for the LiteLLM proxy's venv.
 set -euo pipefail
@@ -70,14 +70,14 @@ need_debian_packages() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${missing[@]}" >/dev/null
 }
 
-need_switchyard() {
-  if [ ! -x "$REPO/.venv/bin/switchyard" ]; then
-    log "setting up Switchyard's venv (make install)"
+need_turnout() {
+  if [ ! -x "$REPO/.venv/bin/turnout" ]; then
+    log "setting up Turnout's venv (make install)"
     make -C "$REPO" install >/dev/null
   fi
 }
 
-# The LiteLLM proxy gets its own venv so its extras never touch Switchyard's.
+# The LiteLLM proxy gets its own venv so its extras never touch Turnout's.
 need_litellm_proxy() {
   local stamp="$PROXY_VENV/.installed-$LITELLM_VERSION"
   [ -f "$stamp" ] && return 0
@@ -101,7 +101,7 @@ need_pyspy() {
 }
 
 need_debian_packages
-need_switchyard
+need_turnout
 case "$MODE" in
   full) need_litellm_proxy ;;
   profile) need_pyspy ;;

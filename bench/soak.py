@@ -1,4 +1,4 @@
-"""The memory soak: Switchyard (300 deployments) under a mixed load for 10 minutes, RSS over time.
+"""The memory soak: Turnout (300 deployments) under a mixed load for 10 minutes, RSS over time.
 
     bash bench/run.sh --soak                 10 minutes of load (about 11 in all)
     bash bench/run.sh --soak --minutes 2     a shorter look
@@ -28,7 +28,7 @@ SEGMENT_S = 10.0
 
 
 def soak(procs: Procs, nginx: str, *, minutes: float, out: Path, src: Path | None) -> dict[str, Any]:
-    target = targets.switchyard(port=free_port(), nginx=nginx, deployments=300, out=out, src=src)
+    target = targets.turnout(port=free_port(), nginx=nginx, deployments=300, out=out, src=src)
     spawned = time.monotonic()
     proc = procs.start(target.key, target.argv, core=1, env=target.env, cwd=target.cwd)
     measure.first_completion(target.chat_url(), alive=lambda: proc.popen.poll() is None)

@@ -48,7 +48,7 @@ class Target:
 
 def _clean_env() -> dict[str, str]:
     """The caller's environment without anything that would configure a gateway behind our back."""
-    drop = ("SWITCHYARD_", "OPENROUTER_", "LITELLM_", "DATABASE_URL", "REDIS_")
+    drop = ("TURNOUT_", "OPENROUTER_", "LITELLM_", "DATABASE_URL", "REDIS_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     env["PYTHONUNBUFFERED"] = "1"
@@ -63,9 +63,9 @@ def passthrough(*, port: int, nginx: str) -> Target:
     )
 
 
-def switchyard(*, port: int, nginx: str, deployments: int, out: Path, src: Path | None = None) -> Target:
-    """Switchyard from the working tree, or from the source tree `src` (e.g. an exported commit)."""
-    key = f"switchyard-{deployments}"
+def turnout(*, port: int, nginx: str, deployments: int, out: Path, src: Path | None = None) -> Target:
+    """Turnout from the working tree, or from the source tree `src` (e.g. an exported commit)."""
+    key = f"turnout-{deployments}"
     config = out / f"{key}.yaml"
     static = [{"name": "bench", "model": f"openai/m{i}", "api_base": f"{nginx}/v1", "wire": "openai"}
               for i in range(deployments)]
@@ -73,22 +73,22 @@ def switchyard(*, port: int, nginx: str, deployments: int, out: Path, src: Path 
                 "wire": "openai"} for n in STREAMS]
     config.write_text(yaml.safe_dump({"deployments": static}, sort_keys=False))
     env = _clean_env() | {
-        "SWITCHYARD_CONFIG": str(config),
-        "SWITCHYARD_SANDBOX": "off",
-        "SWITCHYARD_PORT": str(port),
-        "SWITCHYARD_HOST": "127.0.0.1",
-        "SWITCHYARD_ADMIN_KEY": ADMIN_KEY,
-        "SWITCHYARD_DATA_DIR": str(out / f"{key}-data"),
+        "TURNOUT_CONFIG": str(config),
+        "TURNOUT_SANDBOX": "off",
+        "TURNOUT_PORT": str(port),
+        "TURNOUT_HOST": "127.0.0.1",
+        "TURNOUT_ADMIN_KEY": ADMIN_KEY,
+        "TURNOUT_DATA_DIR": str(out / f"{key}-data"),
         "OPENROUTER_API_KEY": "dummy",
         "OPENROUTER_BASE_URL": f"{nginx}/api/v1",
     }
-    argv = [str(REPO / ".venv" / "bin" / "switchyard"), "serve"]
+    argv = [str(REPO / ".venv" / "bin" / "turnout"), "serve"]
     if src is not None:
         # The venv's editable install points at the working tree; PYTHONPATH puts `src` first.
-        argv = [str(REPO / ".venv" / "bin" / "python"), "-m", "app.cli", "serve"]
+        argv = [str(REPO / ".venv" / "bin" / "python"), "-m", "turnout.cli", "serve"]
         env["PYTHONPATH"] = str(src)
     return Target(
-        key=key, label=f"Switchyard, {deployments} deployments",
+        key=key, label=f"Turnout, {deployments} deployments",
         argv=argv, port=port, env=env, deployments=deployments, cwd=src,
     )
 

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CATALOGUE = REPO / "app" / "data" / "openrouter" / "models-2026-08-19.json"
+CATALOGUE = REPO / "turnout" / "data" / "openrouter" / "models-2026-08-19.json"
 CREATED = 1763700000
 
 CHAT_RESPONSE = {

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real sandbox OpenRouter and a real Switchyard (uvicorn, lifespan on), both on loopback."""
+"""Shared fixtures: a real sandbox OpenRouter and a real Turnout (uvicorn, lifespan on), both on loopback."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import pytest
 
-from app.config import Settings
+from turnout.config import Settings
 
 OPENROUTER_TEST_KEY = "sk-or-v1-test-secret-0123456789abcdef"
 # The two sandbox models behind the `chain` fixture's static groups.
@@ -31,19 +31,19 @@ def free_port() -> int:
 
 
 class LiveGateway:
-    """Switchyard under real uvicorn in a background thread."""
+    """Turnout under real uvicorn in a background thread."""
 
     def __init__(self, settings: Settings) -> None:
         import uvicorn
 
-        from app.main import create_app
+        from turnout.main import create_app
 
         self.settings = settings
         self.app = create_app(settings)
         self.port = free_port()
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
                                 lifespan="on", timeout_graceful_shutdown=5,
-                                timeout_keep_alive=30)  # as `switchyard serve`: no idle-close race
+                                timeout_keep_alive=30)  # as `turnout serve`: no idle-close race
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.error: BaseException | None = None
@@ -60,7 +60,7 @@ class LiveGateway:
 
     @property
     def state(self) -> Any:
-        return self.app.state.switchyard
+        return self.app.state.turnout
 
     def start(self) -> LiveGateway:
         self._thread.start()
@@ -80,7 +80,7 @@ class LiveGateway:
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Any]:
-    from app.sandbox import SandboxThread
+    from turnout.sandbox import SandboxThread
 
     with SandboxThread() as sb:
         sb.original_catalogue = sb.server.catalogue  # restored after every test (see _reset_sandbox)
@@ -91,7 +91,7 @@ def sandbox() -> Iterator[Any]:
 def _reset_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "sandbox" in request.fixturenames:
-        from app.sandbox import FaultPlan
+        from turnout.sandbox import FaultPlan
 
         sb = request.getfixturevalue("sandbox")
         sb.server.set_plan(FaultPlan())

@@ -16,7 +16,7 @@ GOOD = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
 
 @pytest.fixture(scope="module")
 def gateway(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from app.config import Settings
+    from turnout.config import Settings
     from tests.conftest import LiveGateway
 
     settings = Settings(sandbox="off", openrouter_base_url=sandbox.base_url, openrouter_api_key=OPENROUTER_TEST_KEY,

@@ -11,7 +11,7 @@ import jsonschema
 import openai
 import pytest
 
-SCHEMAS = json.loads((Path(__file__).parents[1] / "app/data/openai/openai_response_schemas.json").read_text())
+SCHEMAS = json.loads((Path(__file__).parents[1] / "turnout/data/openai/openai_response_schemas.json").read_text())
 
 
 def assert_schema(instance: Any, root: str) -> None:
@@ -21,7 +21,7 @@ def assert_schema(instance: Any, root: str) -> None:
 
 @pytest.fixture(scope="module")
 def gateway_module(request: pytest.FixtureRequest, sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from app.config import Settings
+    from turnout.config import Settings
     from tests.conftest import OPENROUTER_TEST_KEY, LiveGateway
 
     settings = Settings(sandbox="off", openrouter_base_url=sandbox.base_url, openrouter_api_key=OPENROUTER_TEST_KEY,
@@ -45,8 +45,8 @@ def test_sync_completion_names_the_model_that_answered(client: openai.OpenAI, ga
     assert completion.model in {d.model for d in pool.deployments.values()}
     assert completion.model != "auto"
     assert f"Hello from {completion.model}" in completion.choices[0].message.content
-    assert raw.headers["x-switchyard-model"] == completion.model
-    assert raw.headers["x-switchyard-attempts"] == "1"
+    assert raw.headers["x-turnout-model"] == completion.model
+    assert raw.headers["x-turnout-attempts"] == "1"
     assert raw.headers["x-request-id"]
     assert_schema(json.loads(raw.text), "CreateChatCompletionResponse")
 
@@ -99,7 +99,7 @@ def test_stream_wire_format(gateway_module: Any) -> None:
     with httpx.stream("POST", f"{gateway_module.url}/v1/chat/completions", json=body, timeout=30) as resp:
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
-        assert resp.headers["x-switchyard-model"]
+        assert resp.headers["x-turnout-model"]
         lines = [line for line in resp.iter_lines() if line]
     assert all(line.startswith("data: ") for line in lines)
     assert lines[-1] == "data: [DONE]"

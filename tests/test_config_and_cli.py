@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError, load_settings
+from turnout.config import ConfigError, load_settings
 
 ROOT = Path(__file__).parents[1]
 
 
 def test_env_vars_configure_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SWITCHYARD_PORT", "9123")
-    monkeypatch.setenv("SWITCHYARD_HOST", "127.0.0.2")
-    monkeypatch.setenv("SWITCHYARD_API_KEYS", "a, b ,c")
+    monkeypatch.setenv("TURNOUT_PORT", "9123")
+    monkeypatch.setenv("TURNOUT_HOST", "127.0.0.2")
+    monkeypatch.setenv("TURNOUT_API_KEYS", "a, b ,c")
     monkeypatch.setenv("OPENROUTER_BASE_URL", "http://127.0.0.1:1/api/v1/")
     settings = load_settings()
     assert (settings.port, settings.host) == (9123, "127.0.0.2")
@@ -36,8 +36,8 @@ def test_yaml_file_is_read_and_env_wins(monkeypatch: pytest.MonkeyPatch, tmp_pat
           - {name: fast, model: ollama/llama3.1, api_base: "http://127.0.0.1:11434"}
         fallbacks: {fast: [auto]}
     """))
-    monkeypatch.setenv("SWITCHYARD_CONFIG", str(config))
-    monkeypatch.setenv("SWITCHYARD_PORT", "7001")
+    monkeypatch.setenv("TURNOUT_CONFIG", str(config))
+    monkeypatch.setenv("TURNOUT_PORT", "7001")
     settings = load_settings()
     assert settings.port == 7001 and settings.retries.attempts_per_group == 2
     assert settings.deployments[0].name == "fast"
@@ -57,7 +57,7 @@ def test_yaml_file_is_read_and_env_wins(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_bad_config_names_the_field(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, yaml_text: str, field: str) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(yaml_text)
-    monkeypatch.setenv("SWITCHYARD_CONFIG", str(config))
+    monkeypatch.setenv("TURNOUT_CONFIG", str(config))
     with pytest.raises(ConfigError) as info:
         load_settings()
     assert field in str(info.value)
@@ -71,8 +71,8 @@ def test_non_loopback_without_keys_is_refused() -> None:
 
 
 def test_missing_config_file_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("SWITCHYARD_CONFIG", str(tmp_path / "absent.yaml"))
-    with pytest.raises(ConfigError, match="SWITCHYARD_CONFIG"):
+    monkeypatch.setenv("TURNOUT_CONFIG", str(tmp_path / "absent.yaml"))
+    with pytest.raises(ConfigError, match="TURNOUT_CONFIG"):
         load_settings()
 
 
@@ -83,7 +83,7 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_help_does_not_import_litellm() -> None:
     result = _run("import sys, contextlib, io\n"
-                  "from app.cli import main\n"
+                  "from turnout.cli import main\n"
                   "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
                   "    main(['--help'])\n"
                   "print('litellm' in sys.modules)")
@@ -93,8 +93,8 @@ def test_cli_help_does_not_import_litellm() -> None:
 def test_cli_reports_bad_config_and_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("port: -5\n")
-    result = subprocess.run([sys.executable, "-m", "app.cli", "serve"], capture_output=True, text=True, cwd=ROOT,
-                            env={**os.environ, "SWITCHYARD_CONFIG": str(config)}, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "turnout.cli", "serve"], capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "TURNOUT_CONFIG": str(config)}, timeout=60)
     assert result.returncode == 2
     assert "port" in result.stderr
 
@@ -103,7 +103,7 @@ def test_pool_command_prints_litellm_config(tmp_path: Path) -> None:
     import yaml
 
     env = {k: v for k, v in os.environ.items() if k != "OPENROUTER_API_KEY"}
-    result = subprocess.run([sys.executable, "-m", "app.cli", "pool", "--format", "litellm"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "turnout.cli", "pool", "--format", "litellm"], capture_output=True,
                             text=True, cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert result.returncode == 0, result.stderr
     config: Any = yaml.safe_load(result.stdout)
@@ -115,15 +115,15 @@ def test_pool_command_prints_litellm_config(tmp_path: Path) -> None:
 
 def test_empty_env_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENROUTER_API_KEY", "")
-    monkeypatch.setenv("SWITCHYARD_ADMIN_KEY", "")
+    monkeypatch.setenv("TURNOUT_ADMIN_KEY", "")
     settings = load_settings()
     assert settings.openrouter_api_key is None and settings.admin_key is None
     assert settings.use_sandbox
 
 
 def test_nested_options_have_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SWITCHYARD_TIMEOUTS__CONNECT_S", "3.5")
-    monkeypatch.setenv("SWITCHYARD_POOL__HEALTH__MIN_UPTIME", "95")
+    monkeypatch.setenv("TURNOUT_TIMEOUTS__CONNECT_S", "3.5")
+    monkeypatch.setenv("TURNOUT_POOL__HEALTH__MIN_UPTIME", "95")
     settings = load_settings()
     assert settings.timeouts.connect_s == 3.5 and settings.pool.health.min_uptime == 95
 

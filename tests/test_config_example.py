@@ -19,7 +19,7 @@ import pytest
 import yaml
 from pydantic import AliasChoices, BaseModel
 
-from app.config import Settings, default_aliases, load_settings
+from turnout.config import Settings, default_aliases, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.yaml"
@@ -33,14 +33,14 @@ SECRETS = {"api_keys", "admin_key", "openrouter_api_key"}
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in list(os.environ):
         upper = name.upper()
-        if upper.startswith("SWITCHYARD_") or upper in {"OPENROUTER_API_KEY", "OPENROUTER_BASE_URL"}:
+        if upper.startswith("TURNOUT_") or upper in {"OPENROUTER_API_KEY", "OPENROUTER_BASE_URL"}:
             monkeypatch.delenv(name)
     return monkeypatch
 
 
 @pytest.fixture
 def example(clean_env: pytest.MonkeyPatch) -> Settings:
-    clean_env.setenv("SWITCHYARD_CONFIG", str(EXAMPLE))
+    clean_env.setenv("TURNOUT_CONFIG", str(EXAMPLE))
     return load_settings()
 
 
@@ -223,10 +223,10 @@ def test_no_secrets_in_the_example() -> None:
 
 def test_environment_beats_the_file(clean_env: pytest.MonkeyPatch) -> None:
     """What the container does: the example as config file, the rest from the environment."""
-    clean_env.setenv("SWITCHYARD_CONFIG", str(EXAMPLE))
-    clean_env.setenv("SWITCHYARD_HOST", "0.0.0.0")
-    clean_env.setenv("SWITCHYARD_AUTH_DISABLED", "true")
-    clean_env.setenv("SWITCHYARD_DATA_DIR", "/data")
+    clean_env.setenv("TURNOUT_CONFIG", str(EXAMPLE))
+    clean_env.setenv("TURNOUT_HOST", "0.0.0.0")
+    clean_env.setenv("TURNOUT_AUTH_DISABLED", "true")
+    clean_env.setenv("TURNOUT_DATA_DIR", "/data")
     clean_env.setenv("OPENROUTER_API_KEY", "sk-or-v1-from-env")
     settings = load_settings()
     assert settings.host == "0.0.0.0"
@@ -239,8 +239,8 @@ def test_environment_beats_the_file(clean_env: pytest.MonkeyPatch) -> None:
 def test_package_data_covers_app_data() -> None:
     """Every bundled data file ships in the wheel (and so in the Docker image)."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    patterns = config["tool"]["setuptools"]["package-data"]["app"]
-    app_dir = ROOT / "app"
+    patterns = config["tool"]["setuptools"]["package-data"]["turnout"]
+    app_dir = ROOT / "turnout"
     covered = {path for pattern in patterns for path in app_dir.glob(pattern) if path.is_file()}
     bundled = {p for p in (app_dir / "data").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     left_out = sorted(str(p.relative_to(ROOT)) for p in bundled - covered)
@@ -249,16 +249,16 @@ def test_package_data_covers_app_data() -> None:
 
 def test_compose_publishes_on_loopback_only() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
-    service = compose["services"]["switchyard"]
+    service = compose["services"]["turnout"]
     for port in service["ports"]:
         assert str(port).startswith("127.0.0.1:"), f"port {port!r} must be published on 127.0.0.1 only"
     env = service["environment"]
     mounts = [str(v) for v in service["volumes"]]
-    assert any(m.endswith(":" + env["SWITCHYARD_CONFIG"] + ":ro") for m in mounts), "SWITCHYARD_CONFIG is mounted"
+    assert any(m.endswith(":" + env["TURNOUT_CONFIG"] + ":ro") for m in mounts), "TURNOUT_CONFIG is mounted"
 
 
 def test_dockerfile_runs_one_uvicorn_process() -> None:
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    assert 'CMD ["switchyard", "serve"]' in text
+    assert 'CMD ["turnout", "serve"]' in text
     assert "--workers" not in text
-    assert "USER 10001" in text or "USER switchyard" in text
+    assert "USER 10001" in text or "USER turnout" in text

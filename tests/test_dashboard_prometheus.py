@@ -21,11 +21,11 @@ from typing import Any
 import httpx
 import pytest
 
-from app.sandbox import FaultPlan, ModelFaults
+from turnout.sandbox import FaultPlan, ModelFaults
 from tests.conftest import CHAIN_BACKUP, CHAIN_PRIMARY, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-DASHBOARD = ROOT / "deploy/grafana/dashboards/switchyard.json"
+DASHBOARD = ROOT / "deploy/grafana/dashboards/turnout.json"
 HELLO = [{"role": "user", "content": "hello"}]
 ADMIN = {"Authorization": "Bearer admin-key"}
 # Grafana's interval variables: the whole test fits in a minute, so one window sees all of it.
@@ -44,7 +44,7 @@ class LivePrometheus:
         config = workdir / "prometheus.yml"  # JSON is YAML
         config.write_text(json.dumps({
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "switchyard", "metrics_path": "/metrics",
+            "scrape_configs": [{"job_name": "turnout", "metrics_path": "/metrics",
                                 "static_configs": [{"targets": [target]}]}],
         }))
         with self.log.open("wb") as log:
@@ -79,7 +79,7 @@ class LivePrometheus:
     def wait_until_scraping(self) -> None:
         self.wait_for("ready", self._ready)
         self.wait_for("target up", lambda: [t["health"] for t in self._targets()] == ["up"])
-        self.wait_for("three scrapes", lambda: self._value('count_over_time(up{job="switchyard"}[1m])') >= 3)
+        self.wait_for("three scrapes", lambda: self._value('count_over_time(up{job="turnout"}[1m])') >= 3)
 
     def wait_for_value(self, expr: str, expected: float) -> None:
         self.wait_for(f"{expr} == {expected}", lambda: self._value(expr) == expected)
@@ -174,7 +174,7 @@ def stream(gw: Any, model: str) -> None:
 def send_wave(gw: Any, *, free_model: str, paid_model: str) -> None:
     """WAVE requests: a fallback after a 429, free and paid answers as JSON and as streams, an unknown model."""
     resp = chat(gw, "primary")
-    assert resp.status_code == 200 and resp.headers["x-switchyard-fallback"] == "true"
+    assert resp.status_code == 200 and resp.headers["x-turnout-fallback"] == "true"
     assert chat(gw, free_model).status_code == 200
     assert chat(gw, paid_model).status_code == 200
     stream(gw, "paid")
@@ -257,13 +257,13 @@ def test_every_dashboard_panel_shows_the_traffic_in_a_real_prometheus(
     free_model, paid_model = pick(gw, "free"), pick(gw, "paid")
 
     send_wave(gw, free_model=free_model, paid_model=paid_model)
-    prometheus.wait_for_value("sum(switchyard_requests_total)", WAVE)
+    prometheus.wait_for_value("sum(turnout_requests_total)", WAVE)
     # Back from its bench, so the second wave's first call is a 429 and a fallback again.
-    prometheus.wait_for_value('max(switchyard_deployment_cooling_down{model="primary"})', 0)
+    prometheus.wait_for_value('max(turnout_deployment_cooling_down{model="primary"})', 0)
     assert httpx.post(f"{gw.url}/admin/refresh", headers=ADMIN, timeout=30).status_code == 200
     send_wave(gw, free_model=free_model, paid_model=paid_model)
-    prometheus.wait_for_value("sum(switchyard_requests_total)", 2 * WAVE)
-    prometheus.wait_for_value('sum(switchyard_pool_refreshes_total{kind="catalogue"})', 2)
+    prometheus.wait_for_value("sum(turnout_requests_total)", 2 * WAVE)
+    prometheus.wait_for_value('sum(turnout_pool_refreshes_total{kind="catalogue"})', 2)
 
     board = dashboard()
     variables = all_values(board)
@@ -287,5 +287,5 @@ def test_every_dashboard_panel_shows_the_traffic_in_a_real_prometheus(
 
     # The `alias` variable lists what Grafana will offer: the aliases that served traffic.
     offered = httpx.get(f"{prometheus.url}/api/v1/label/alias/values",
-                        params={"match[]": "switchyard_requests_total"}, timeout=10).json()["data"]
+                        params={"match[]": "turnout_requests_total"}, timeout=10).json()["data"]
     assert {"primary", "paid", "free", "model", "other"} <= set(offered)

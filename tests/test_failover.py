@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.sandbox import FaultPlan, ModelFaults
+from turnout.sandbox import FaultPlan, ModelFaults
 
 from tests.conftest import CHAIN_BACKUP as B
 from tests.conftest import CHAIN_PRIMARY as A
@@ -46,7 +46,7 @@ def test_500_once_is_retried_and_succeeds(chain: Callable[..., Any], sandbox: An
     plan(sandbox, A=ModelFaults(fail_next=1, fail_next_code=500))
     resp = chat(gw)
     assert resp.status_code == 200
-    assert resp.headers["x-switchyard-attempts"] == "2"
+    assert resp.headers["x-turnout-attempts"] == "2"
     assert f"Hello from {A}" in content_of(resp)
     assert [c.outcome for c in sandbox.server.calls_for(A)] == ["500", "ok"]
 
@@ -55,8 +55,8 @@ def test_429_with_retry_after_benches_the_deployment(chain: Callable[..., Any], 
     gw = chain()
     plan(sandbox, A=ModelFaults(rate_limit_rate=1.0, retry_after_s=30))
     first = chat(gw)
-    assert first.status_code == 200 and first.headers["x-switchyard-fallback"] == "true"
-    assert first.headers["x-switchyard-model"] == "backup"
+    assert first.status_code == 200 and first.headers["x-turnout-fallback"] == "true"
+    assert first.headers["x-turnout-model"] == "backup"
     for _ in range(3):
         assert chat(gw).status_code == 200
     assert len(sandbox.server.calls_for(A)) == 1
@@ -78,11 +78,11 @@ def test_persistent_503_cools_down_then_recovers(chain: Callable[..., Any], sand
     plan(sandbox, A=ModelFaults(error_rate=1.0, error_codes=[503]))
     for _ in range(6):
         resp = chat(gw)
-        assert resp.status_code == 200 and resp.headers["x-switchyard-model"] == "backup"
+        assert resp.status_code == 200 and resp.headers["x-turnout-model"] == "backup"
     assert len(sandbox.server.calls_for(A)) <= 3  # benched after allowed_fails + 1 failures
     sandbox.server.set_plan(FaultPlan())
     time.sleep(1.2)
-    assert chat(gw).headers["x-switchyard-model"] == "primary"
+    assert chat(gw).headers["x-turnout-model"] == "primary"
 
 
 def test_connection_reset_falls_back_at_once(chain: Callable[..., Any], sandbox: Any) -> None:
@@ -90,7 +90,7 @@ def test_connection_reset_falls_back_at_once(chain: Callable[..., Any], sandbox:
     plan(sandbox, A=ModelFaults(reset_rate=1.0))
     started = time.monotonic()
     resp = chat(gw)
-    assert resp.status_code == 200 and resp.headers["x-switchyard-model"] == "backup"
+    assert resp.status_code == 200 and resp.headers["x-turnout-model"] == "backup"
     assert time.monotonic() - started < 2
 
 
@@ -100,7 +100,7 @@ def test_hung_upstream_is_abandoned_after_the_timeout(chain: Callable[..., Any],
     started = time.monotonic()
     resp = chat(gw)
     elapsed = time.monotonic() - started
-    assert resp.status_code == 200 and resp.headers["x-switchyard-model"] == "backup"
+    assert resp.status_code == 200 and resp.headers["x-turnout-model"] == "backup"
     assert 0.5 <= elapsed < 2.5
 
 
@@ -119,7 +119,7 @@ def test_slow_first_token_stream_fails_over(chain: Callable[..., Any], sandbox: 
     started = time.monotonic()
     resp, lines = stream_lines(gw)
     assert time.monotonic() - started < 2.5
-    assert resp.headers["x-switchyard-model"] == "backup"
+    assert resp.headers["x-turnout-model"] == "backup"
     assert lines[-1] == "data: [DONE]" and B in "".join(lines)
 
 
@@ -131,7 +131,7 @@ def test_stream_failing_before_first_byte_fails_over_transparently(
     gw = chain()
     plan(sandbox, A=faults)
     resp, lines = stream_lines(gw)
-    assert resp.status_code == 200 and resp.headers["x-switchyard-model"] == "backup"
+    assert resp.status_code == 200 and resp.headers["x-turnout-model"] == "backup"
     assert lines[-1] == "data: [DONE]"
     assert not any('"error"' in line for line in lines)
 
@@ -147,7 +147,7 @@ def test_stream_broken_after_bytes_ends_with_one_error_frame(
     started = time.monotonic()
     resp, lines = stream_lines(gw)
     assert time.monotonic() - started < 3
-    assert resp.headers["x-switchyard-model"] == "primary"
+    assert resp.headers["x-turnout-model"] == "primary"
     assert lines[-1] == "data: [DONE]"
     errors = [json.loads(line[6:]) for line in lines[:-1] if '"error"' in line]
     assert len(errors) == 1 and errors[0]["error"]["type"] == "upstream_error"
@@ -158,7 +158,7 @@ def test_error_inside_http_200_is_treated_as_an_error(chain: Callable[..., Any],
     gw = chain()
     plan(sandbox, A=ModelFaults(error_200_rate=1.0))
     resp = chat(gw)
-    assert resp.status_code == 200 and resp.headers["x-switchyard-model"] == "backup"
+    assert resp.status_code == 200 and resp.headers["x-turnout-model"] == "backup"
 
 
 def test_invalid_request_is_returned_at_once(chain: Callable[..., Any], sandbox: Any) -> None:
@@ -179,7 +179,7 @@ def test_context_overflow_goes_to_the_larger_context_group(start_gateway: Callab
     resp = httpx.post(f"{gw.url}/v1/chat/completions", timeout=30,
                       json={"model": "small", "messages": [{"role": "user", "content": "word " * 200}]})
     assert resp.status_code == 200, resp.text
-    assert resp.headers["x-switchyard-group"] == "big"
+    assert resp.headers["x-turnout-group"] == "big"
     free_calls = [c for c in sandbox.server.calls if c.model.endswith(":free")]
     assert len(free_calls) == 1  # no retry inside the group that overflowed
 
@@ -215,7 +215,7 @@ def test_content_policy_fallback_when_configured(start_gateway: Callable[..., An
     )
     sandbox.server.set_plan(FaultPlan(free_models=ModelFaults(content_filter=True)))
     resp = chat(gw, "strict")
-    assert resp.status_code == 200 and resp.headers["x-switchyard-group"] == "lenient"
+    assert resp.status_code == 200 and resp.headers["x-turnout-group"] == "lenient"
     assert resp.json()["choices"][0]["finish_reason"] == "stop"
     assert len([c for c in sandbox.server.calls if c.model.endswith(":free")]) == 1
 

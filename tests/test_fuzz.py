@@ -42,7 +42,7 @@ LISTED = {f"{method} {path}" for method, path, _, _ in RUNS}
 
 @pytest.fixture(scope="module")
 def gateway(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
-    from app.config import Settings
+    from turnout.config import Settings
 
     settings = Settings(
         sandbox="off", openrouter_base_url=sandbox.base_url, openrouter_api_key=OPENROUTER_TEST_KEY,

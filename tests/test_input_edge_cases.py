@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.sandbox import FaultPlan, ModelFaults
+from turnout.sandbox import FaultPlan, ModelFaults
 from tests.conftest import OPENROUTER_TEST_KEY, LiveGateway, free_port
 
 LIMIT = 512 * 1024
@@ -27,7 +27,7 @@ GOOD: dict[str, Any] = {"model": "auto", "messages": HI}
 
 @pytest.fixture(scope="module")
 def gateway(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
-    from app.config import Settings
+    from turnout.config import Settings
 
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     settings = Settings(
@@ -477,7 +477,7 @@ def test_client_disconnect_mid_stream_closes_the_upstream(gateway: LiveGateway, 
     before_tasks = gateway_tasks(gateway)
     body = {"model": STALLING, "messages": HI, "stream": True}
     with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=10) as resp:
-        assert resp.status_code == 200 and resp.headers["x-switchyard-model"] == STALLING
+        assert resp.status_code == 200 and resp.headers["x-turnout-model"] == STALLING
         lines = resp.iter_lines()  # keep the iterator: dropping it closes the connection
         assert '"choices"' in next(line for line in lines if line.startswith("data:"))
         during, _ = tcp_states(port)  # the stalled stream's connection, plus idle pooled ones

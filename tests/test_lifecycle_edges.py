@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.sandbox import FaultPlan, ModelFaults
+from turnout.sandbox import FaultPlan, ModelFaults
 
 from tests.conftest import CHAIN_PRIMARY as A
 HELLO = [{"role": "user", "content": "hello"}]
@@ -88,7 +88,7 @@ def test_flapping_primary_is_served_through(chain: Callable[..., Any], sandbox: 
         for _ in range(80):
             resp = httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "primary", "messages": HELLO}, timeout=10)
             statuses.append(resp.status_code)
-            answered_by.append(resp.headers.get("x-switchyard-model"))
+            answered_by.append(resp.headers.get("x-turnout-model"))
             time.sleep(0.02)
     finally:
         stop.set()

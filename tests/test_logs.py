@@ -1,4 +1,4 @@
-"""`switchyard serve`'s log handler: JSON lines, written in batches, never lost."""
+"""`turnout serve`'s log handler: JSON lines, written in batches, never lost."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import io
 import json
 import logging
 
-from app.logs import BatchingHandler, JsonFormatter
+from turnout.observability.logs import BatchingHandler, JsonFormatter
 
 
 def handler_on(stream: io.StringIO, **kwargs: int | float) -> tuple[logging.Logger, BatchingHandler]:
     handler = BatchingHandler(stream, **kwargs)  # type: ignore[arg-type]
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger(f"switchyard.test.{id(stream)}")
+    logger = logging.getLogger(f"turnout.test.{id(stream)}")
     logger.propagate = False
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
@@ -44,8 +44,8 @@ def test_a_full_batch_is_written_without_waiting() -> None:
 def test_flush_writes_what_is_waiting_and_request_lines_pass_through_as_they_are() -> None:
     stream = io.StringIO()
     logger, handler = handler_on(stream, interval_s=3600)
-    logging.getLogger("switchyard.requests").handlers[:] = []
-    request_log = logging.getLogger("switchyard.requests")
+    logging.getLogger("turnout.requests").handlers[:] = []
+    request_log = logging.getLogger("turnout.requests")
     request_log.propagate = False
     request_log.handlers[:] = [handler]
     request_log.setLevel(logging.INFO)

@@ -23,9 +23,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.pool import Deployment
-from app.sandbox import FaultPlan, ModelFaults
-from app.usage import Cost, usage_cost, usage_tokens
+from turnout.pool.model import Deployment
+from turnout.sandbox import FaultPlan, ModelFaults
+from turnout.observability.usage import Cost, usage_cost, usage_tokens
 from tests.conftest import CHAIN_BACKUP, CHAIN_PRIMARY, OPENROUTER_TEST_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,38 +75,38 @@ def stream_usage(gw: Any, model: str) -> tuple[str, dict[str, Any]]:
         for line in resp.iter_lines():
             if line.startswith("data: {") and '"usage"' in line:
                 usage = json.loads(line[6:]).get("usage") or usage
-    return resp.headers["x-switchyard-model"], usage
+    return resp.headers["x-turnout-model"], usage
 
 
 def test_a_fallback_after_a_429_is_counted_for_the_right_deployment(chain: Callable[..., Any], sandbox: Any) -> None:
     gw = chain()
     sandbox.server.set_plan(FaultPlan(models={CHAIN_PRIMARY: ModelFaults(rate_limit_rate=1.0, retry_after_s=30)}))
     resp = chat(gw, "primary")
-    assert resp.status_code == 200 and resp.headers["x-switchyard-fallback"] == "true"
-    wait_for(gw, 1, "switchyard_requests_total", alias="primary", status_class="2xx", stream="false")
-    assert value(gw, "switchyard_upstream_attempts_total", model="primary", tier="static", outcome="rate_limited") == 1
-    assert value(gw, "switchyard_upstream_attempts_total", model="backup", tier="static", outcome="ok") == 1
-    assert value(gw, "switchyard_upstream_attempts_total", model="backup", tier="static", outcome="rate_limited") == 0
-    assert value(gw, "switchyard_fallbacks_total", from_group="primary", to_group="backup") == 1
-    assert value(gw, "switchyard_retries_total", alias="primary") == 1
-    assert value(gw, "switchyard_cooldowns_total", model="primary", tier="static", reason="rate_limited") == 1
-    assert value(gw, "switchyard_gateway_overhead_seconds_count") == 1
-    assert value(gw, "switchyard_request_duration_seconds_count", alias="primary", stream="false") == 1
-    assert value(gw, "switchyard_requests_in_flight") == 0
+    assert resp.status_code == 200 and resp.headers["x-turnout-fallback"] == "true"
+    wait_for(gw, 1, "turnout_requests_total", alias="primary", status_class="2xx", stream="false")
+    assert value(gw, "turnout_upstream_attempts_total", model="primary", tier="static", outcome="rate_limited") == 1
+    assert value(gw, "turnout_upstream_attempts_total", model="backup", tier="static", outcome="ok") == 1
+    assert value(gw, "turnout_upstream_attempts_total", model="backup", tier="static", outcome="rate_limited") == 0
+    assert value(gw, "turnout_fallbacks_total", from_group="primary", to_group="backup") == 1
+    assert value(gw, "turnout_retries_total", alias="primary") == 1
+    assert value(gw, "turnout_cooldowns_total", model="primary", tier="static", reason="rate_limited") == 1
+    assert value(gw, "turnout_gateway_overhead_seconds_count") == 1
+    assert value(gw, "turnout_request_duration_seconds_count", alias="primary", stream="false") == 1
+    assert value(gw, "turnout_requests_in_flight") == 0
     usage = resp.json()["usage"]
-    assert value(gw, "switchyard_tokens_total", model="backup", tier="static", kind="prompt") == usage["prompt_tokens"]
-    assert value(gw, "switchyard_tokens_total", model="backup", tier="static",
+    assert value(gw, "turnout_tokens_total", model="backup", tier="static", kind="prompt") == usage["prompt_tokens"]
+    assert value(gw, "turnout_tokens_total", model="backup", tier="static",
                  kind="completion") == usage["completion_tokens"]
 
     # Benched now: the next request goes straight to the backup — a fallback, but no retry.
     assert chat(gw, "primary").status_code == 200
-    wait_for(gw, 2, "switchyard_requests_total", alias="primary", status_class="2xx", stream="false")
-    assert value(gw, "switchyard_upstream_attempts_total", model="primary", tier="static", outcome="rate_limited") == 1
-    assert value(gw, "switchyard_fallbacks_total", from_group="primary", to_group="backup") == 2
-    assert value(gw, "switchyard_retries_total", alias="primary") == 1
+    wait_for(gw, 2, "turnout_requests_total", alias="primary", status_class="2xx", stream="false")
+    assert value(gw, "turnout_upstream_attempts_total", model="primary", tier="static", outcome="rate_limited") == 1
+    assert value(gw, "turnout_fallbacks_total", from_group="primary", to_group="backup") == 2
+    assert value(gw, "turnout_retries_total", alias="primary") == 1
     scraped = scrape(gw)
-    assert scraped[("switchyard_deployment_cooling_down", frozenset({("model", "primary"), ("tier", "static")}))] == 1
-    assert scraped[("switchyard_deployment_cooling_down", frozenset({("model", "backup"), ("tier", "static")}))] == 0
+    assert scraped[("turnout_deployment_cooling_down", frozenset({("model", "primary"), ("tier", "static")}))] == 1
+    assert scraped[("turnout_deployment_cooling_down", frozenset({("model", "backup"), ("tier", "static")}))] == 0
 
 
 def test_server_errors_and_resets_are_counted_by_outcome(chain: Callable[..., Any], sandbox: Any) -> None:
@@ -115,12 +115,12 @@ def test_server_errors_and_resets_are_counted_by_outcome(chain: Callable[..., An
                                               CHAIN_BACKUP: ModelFaults(reset_rate=1.0)}))
     assert chat(gw, "primary").status_code == 200  # 503, then the same deployment again
     assert chat(gw, "backup").status_code == 502  # reset, and reset again
-    wait_for(gw, 1, "switchyard_requests_total", alias="backup", status_class="5xx", stream="false")
-    assert value(gw, "switchyard_upstream_attempts_total", model="primary", tier="static", outcome="server_error") == 1
-    assert value(gw, "switchyard_upstream_attempts_total", model="primary", tier="static", outcome="ok") == 1
-    assert value(gw, "switchyard_upstream_attempts_total", model="backup", tier="static",
+    wait_for(gw, 1, "turnout_requests_total", alias="backup", status_class="5xx", stream="false")
+    assert value(gw, "turnout_upstream_attempts_total", model="primary", tier="static", outcome="server_error") == 1
+    assert value(gw, "turnout_upstream_attempts_total", model="primary", tier="static", outcome="ok") == 1
+    assert value(gw, "turnout_upstream_attempts_total", model="backup", tier="static",
                  outcome="connection_error") >= 1
-    assert value(gw, "switchyard_fallbacks_total", from_group="primary", to_group="backup") == 0
+    assert value(gw, "turnout_fallbacks_total", from_group="primary", to_group="backup") == 0
 
 
 def test_paid_usage_adds_cost_tokens_and_reasoning(start_gateway: Callable[..., Any], sandbox: Any) -> None:
@@ -138,21 +138,21 @@ def test_paid_usage_adds_cost_tokens_and_reasoning(start_gateway: Callable[..., 
         resp = chat(gw, "paid")
         assert resp.status_code == 200
         usage = resp.json()["usage"]
-        assert float(resp.headers["x-switchyard-cost-usd"]) == pytest.approx(usage["cost"], abs=1e-8)
-        add(resp.headers["x-switchyard-model"], usage, usage["cost"])
+        assert float(resp.headers["x-turnout-cost-usd"]) == pytest.approx(usage["cost"], abs=1e-8)
+        add(resp.headers["x-turnout-model"], usage, usage["cost"])
     streamed, usage = stream_usage(gw, "paid")
     assert usage["cost"] > 0 and usage["completion_tokens_details"]["reasoning_tokens"] > 0
     add(streamed, usage, usage["cost"])
-    wait_for(gw, 1, "switchyard_requests_total", alias="paid", status_class="2xx", stream="true")
+    wait_for(gw, 1, "turnout_requests_total", alias="paid", status_class="2xx", stream="true")
 
     models = {d.model for d in gw.state.holder.current.pool.deployments.values() if d.tier == "paid"}
     assert sum(spent.values()) > 0 and set(spent) <= models
     for model in models:
-        assert value(gw, "switchyard_cost_usd_total", model=model, tier="paid") == pytest.approx(spent.get(model, 0.0))
+        assert value(gw, "turnout_cost_usd_total", model=model, tier="paid") == pytest.approx(spent.get(model, 0.0))
         for kind in ("prompt", "completion", "reasoning"):
-            assert value(gw, "switchyard_tokens_total", model=model, tier="paid",
+            assert value(gw, "turnout_tokens_total", model=model, tier="paid",
                          kind=kind) == tokens.get((model, kind), 0), (model, kind)
-    assert value(gw, "switchyard_time_to_first_token_seconds_count", alias="paid") == 1
+    assert value(gw, "turnout_time_to_first_token_seconds_count", alias="paid") == 1
 
 
 @pytest.mark.parametrize(
@@ -191,29 +191,29 @@ def test_pool_gauges_equal_the_admin_pool(start_gateway: Callable[..., Any]) -> 
     for alias, members in admin["groups"].items():
         for tier in ("free", "paid", "static"):
             expected = sum(1 for m in members if m["tier"] == tier)
-            assert (gauge("switchyard_pool_deployments", alias=alias, tier=tier) or 0) == expected, (alias, tier)
+            assert (gauge("turnout_pool_deployments", alias=alias, tier=tier) or 0) == expected, (alias, tier)
         for member in members:
             if member["health"] is not None:
                 health_seen += 1
-                got = gauge("switchyard_deployment_health", model=member["model"], tier=member["tier"])
+                got = gauge("turnout_deployment_health", model=member["model"], tier=member["tier"])
                 assert got == pytest.approx(member["health"], abs=1e-4), member["model"]
-            got = gauge("switchyard_deployment_score", model=member["model"], tier=member["tier"])
+            got = gauge("turnout_deployment_score", model=member["model"], tier=member["tier"])
             assert got is not None and got >= member["score"] - 1e-4
     assert health_seen > 0
     pool = gw.state.holder.current.pool
     for tier in ("free", "paid"):
         count = sum(1 for d in pool.deployments.values() if d.tier == tier)
-        assert gauge("switchyard_pool_models", tier=tier) == count
+        assert gauge("turnout_pool_models", tier=tier) == count
     budget, refresh = admin["free_tier"], admin["refresh"]
-    assert gauge("switchyard_free_tier_remaining_requests", window="minute") == budget["remaining_minute"]
-    assert gauge("switchyard_free_tier_remaining_requests", window="day") == budget["remaining_day"]
-    assert gauge("switchyard_free_tier_exhausted") == 0
-    assert gauge("switchyard_catalogue_models") == refresh["catalogue_models"] > 0
-    assert gauge("switchyard_pool_last_success_timestamp_seconds") == pytest.approx(refresh["last_success_at"])
-    assert gauge("switchyard_pool_refreshes_total", kind="catalogue", outcome="ok") == refresh["refreshes"]["ok"]
-    assert gauge("switchyard_pool_built_timestamp_seconds") == pytest.approx(admin["built_at"])
-    assert gauge("switchyard_pool_degraded") == 0
-    assert gauge("switchyard_health_gated_models") == len(gw.state.manager.gated())
+    assert gauge("turnout_free_tier_remaining_requests", window="minute") == budget["remaining_minute"]
+    assert gauge("turnout_free_tier_remaining_requests", window="day") == budget["remaining_day"]
+    assert gauge("turnout_free_tier_exhausted") == 0
+    assert gauge("turnout_catalogue_models") == refresh["catalogue_models"] > 0
+    assert gauge("turnout_pool_last_success_timestamp_seconds") == pytest.approx(refresh["last_success_at"])
+    assert gauge("turnout_pool_refreshes_total", kind="catalogue", outcome="ok") == refresh["refreshes"]["ok"]
+    assert gauge("turnout_pool_built_timestamp_seconds") == pytest.approx(admin["built_at"])
+    assert gauge("turnout_pool_degraded") == 0
+    assert gauge("turnout_health_gated_models") == len(gw.state.manager.gated())
 
 
 def test_a_model_that_leaves_the_pool_loses_its_series(start_gateway: Callable[..., Any], sandbox: Any) -> None:
@@ -222,8 +222,8 @@ def test_a_model_that_leaves_the_pool_loses_its_series(start_gateway: Callable[.
     leaving, staying = [pool.deployments[m.deployment_id].model for m in pool.groups["free"].members[:2]]
     for model in (leaving, staying):
         assert chat(gw, model).status_code == 200
-    wait_for(gw, 2, "switchyard_requests_total", alias="model", status_class="2xx", stream="false")
-    assert value(gw, "switchyard_upstream_attempts_total", model=leaving, tier="free", outcome="ok") == 1
+    wait_for(gw, 2, "turnout_requests_total", alias="model", status_class="2xx", stream="false")
+    assert value(gw, "turnout_upstream_attempts_total", model=leaving, tier="free", outcome="ok") == 1
     catalogue = sandbox.server.catalogue
     sandbox.server.remove_model(leaving)
     try:
@@ -231,10 +231,10 @@ def test_a_model_that_leaves_the_pool_loses_its_series(start_gateway: Callable[.
     finally:
         sandbox.server.catalogue = catalogue
     assert leaving not in {d.model for d in gw.state.holder.current.pool.deployments.values()}
-    for name in ("switchyard_upstream_attempts_total", "switchyard_tokens_total", "switchyard_deployment_score"):
+    for name in ("turnout_upstream_attempts_total", "turnout_tokens_total", "turnout_deployment_score"):
         assert not exists(gw, name, model=leaving), name
         assert exists(gw, name, model=staying), name
-    assert value(gw, "switchyard_upstream_attempts_total", model=staying, tier="free", outcome="ok") == 1
+    assert value(gw, "turnout_upstream_attempts_total", model=staying, tier="free", outcome="ok") == 1
 
 
 def test_request_labels_stay_bounded(start_gateway: Callable[..., Any]) -> None:
@@ -246,8 +246,8 @@ def test_request_labels_stay_bounded(start_gateway: Callable[..., Any]) -> None:
         assert resp.status_code == 404
     assert httpx.post(f"{gw.url}/v1/chat/completions", headers=key, json={"model": "AUTO", "messages": HELLO}
                       ).status_code == 200
-    wait_for(gw, 3, "switchyard_requests_total", alias="other", status_class="4xx", stream="false")
-    wait_for(gw, 1, "switchyard_requests_total", alias="auto", status_class="2xx", stream="false")
+    wait_for(gw, 3, "turnout_requests_total", alias="other", status_class="4xx", stream="false")
+    wait_for(gw, 1, "turnout_requests_total", alias="auto", status_class="2xx", stream="false")
     metrics = httpx.get(f"{gw.url}/metrics")  # operators scrape without a client key
     assert metrics.status_code == 200 and "no-such-model" not in metrics.text
 
@@ -263,7 +263,7 @@ def test_exposition_passes_promtool(chain: Callable[..., Any], sandbox: Any) -> 
     stream_usage(gw, "paid")
     resp = httpx.get(f"{gw.url}/metrics")
     assert resp.headers["content-type"].startswith("text/plain; version=0.0.4")
-    assert "switchyard_upstream_attempts_total" in resp.text and "process_cpu_seconds_total" in resp.text
+    assert "turnout_upstream_attempts_total" in resp.text and "process_cpu_seconds_total" in resp.text
     result = subprocess.run([promtool, "check", "metrics"], input=resp.text, capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -282,7 +282,7 @@ def test_request_logs_carry_attempts_tokens_cost_and_no_secret(
                                       default=ModelFaults(fail_next=1, fail_next_code=401)))
     assert chat(gw, "primary").status_code == 200
     assert chat(gw, "paid").status_code == 502  # the OpenRouter credential is refused: logged, never shown
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "switchyard.requests"]
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "turnout.requests"]
     fallback = next(line for line in lines if line["requested"] == "primary")
     assert [(a["model"], a["outcome"]) for a in fallback["attempts"]] == [("primary", "rate_limited"),
                                                                         ("backup", "ok")]
@@ -302,9 +302,9 @@ def test_every_metric_is_documented_and_the_dashboard_uses_only_real_metrics(
 ) -> None:
     gw = chain()
     families = list(text_string_to_metric_families(httpx.get(f"{gw.url}/metrics").text))
-    ours = {f.name for f in families if f.name.startswith("switchyard_") and not f.name.endswith("_created")}
+    ours = {f.name for f in families if f.name.startswith("turnout_") and not f.name.endswith("_created")}
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    documented = set(re.findall(r"`(switchyard_[a-z_]+)`", readme))
+    documented = set(re.findall(r"`(turnout_[a-z_]+)`", readme))
     exposed = {f"{n}_total" if f.type == "counter" else n for f in families if (n := f.name) in ours}
     assert exposed - documented == set(), "metrics missing from the README's Metrics reference"
     assert documented - exposed == set(), "the README documents metrics that do not exist"
@@ -313,11 +313,11 @@ def test_every_metric_is_documented_and_the_dashboard_uses_only_real_metrics(
     for family in families:
         samples |= {family.name, f"{family.name}_total", f"{family.name}_bucket", f"{family.name}_sum",
                     f"{family.name}_count"}
-    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/switchyard.json").read_text(encoding="utf-8"))
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/turnout.json").read_text(encoding="utf-8"))
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     assert len(exprs) >= 20
-    used = {name for expr in exprs for name in re.findall(r"\b(switchyard_[a-z_]+)", expr)}
-    assert used - samples == set(), "the dashboard queries metrics Switchyard does not export"
+    used = {name for expr in exprs for name in re.findall(r"\b(turnout_[a-z_]+)", expr)}
+    assert used - samples == set(), "the dashboard queries metrics Turnout does not export"
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed: dashboard PromQL not parsed")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.routing.picker import Picker, cumulative_weights, draw
+from turnout.routing.picker import Picker, cumulative_weights, draw
 
 
 def _router(members: list[tuple[str, int, int]], **extra: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.sandbox import FaultPlan, FreeTier, ModelFaults
+from turnout.sandbox import FaultPlan, FreeTier, ModelFaults
 
 HELLO = [{"role": "user", "content": "hello"}]
 # Tests that push many requests at free models switch the account-wide budget off.
@@ -37,7 +37,7 @@ def test_failing_model_leaves_rotation_and_comes_back(start_gateway: Callable[..
     assert len(sandbox.server.calls_for(bad)) <= 2 + 2  # benched within a couple of failures
     sandbox.server.set_plan(FaultPlan())
     time.sleep(1.2)
-    recovered = [chat(gw, "free").headers["x-switchyard-model"] for _ in range(60)]
+    recovered = [chat(gw, "free").headers["x-turnout-model"] for _ in range(60)]
     assert bad in recovered
 
 
@@ -50,14 +50,14 @@ def test_daily_free_quota_moves_all_traffic_to_paid_until_reset(start_gateway: C
     for _ in range(8):
         resp = chat(gw)
         assert resp.status_code == 200
-        tiers.append(gw.state.holder.current.pool.deployments[resp.headers["x-switchyard-deployment"]].tier)
+        tiers.append(gw.state.holder.current.pool.deployments[resp.headers["x-turnout-deployment"]].tier)
     assert tiers[:3] == ["free"] * 3 and set(tiers[3:]) == {"paid"}
     daily = [c for c in sandbox.server.calls if c.outcome == "429_free_per_day"]
     assert len(daily) == 1  # learned once, then no free call until the reset
     assert gw.state.budget.exhausted_until is not None
     time.sleep(max(0.0, reset_at_ms / 1000 - time.time()) + 0.3)
     resp = chat(gw)
-    assert gw.state.holder.current.pool.deployments[resp.headers["x-switchyard-deployment"]].tier == "free"
+    assert gw.state.holder.current.pool.deployments[resp.headers["x-turnout-deployment"]].tier == "free"
 
 
 def test_free_budget_spills_to_paid_before_earning_429s(start_gateway: Callable[..., Any], sandbox: Any) -> None:
@@ -119,10 +119,10 @@ def test_unchanged_catalogue_refreshes_to_the_same_pool(start_gateway: Callable[
 def test_models_vanishing_and_appearing_fail_no_request(start_gateway: Callable[..., Any], sandbox: Any) -> None:
     gw = start_gateway(admin_key="admin", pool=NO_FREE_LIMIT)
     leaving = members(gw, "free")[0].model
-    snapshot = json.loads(Path("app/data/openrouter/models-2026-08-19.json").read_text())["data"]
+    snapshot = json.loads(Path("turnout/data/openrouter/models-2026-08-19.json").read_text())["data"]
     template = next(m for m in snapshot if m["id"] == members(gw, "free")[1].model)
-    newcomer = {**template, "id": "switchyard-test/brand-new-model:free",
-                "canonical_slug": "switchyard-test/brand-new-model", "created": int(time.time())}
+    newcomer = {**template, "id": "turnout-test/brand-new-model:free",
+                "canonical_slug": "turnout-test/brand-new-model", "created": int(time.time())}
     failures: list[int] = []
     stop = threading.Event()
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-import app
-from app.catalogue import parse_catalogue
-from app.config import Settings, StaticDeployment
-from app.pacing import Pacer
-from app.routing.snapshot import Snapshot, build_snapshot, build_snapshot_paced
-from app.selection import build_pool
+import turnout
+from turnout.pool.catalogue import parse_catalogue
+from turnout.config import Settings, StaticDeployment
+from turnout.pool.pacing import Pacer
+from turnout.routing.snapshot import Snapshot, build_snapshot, build_snapshot_paced
+from turnout.pool.selection import build_pool
 
-DATA = Path(app.__file__).parent / "data" / "openrouter"
+DATA = Path(turnout.__file__).parent / "data" / "openrouter"
 NOW = datetime(2026, 8, 20, tzinfo=timezone.utc).timestamp()
 
 
@@ -89,7 +89,7 @@ def test_litellm_still_counts_tokens_after_its_tokenizer_is_released() -> None:
     import litellm
     from litellm.litellm_core_utils import token_counter
 
-    from app.routing.snapshot import _release_default_tokenizer
+    from turnout.routing.snapshot import _release_default_tokenizer
 
     _release_default_tokenizer()  # idempotent; the gateway's lifespan has usually run it already
     assert type(token_counter.default_encoding).__name__ == "_DeferredEncoding"
@@ -99,10 +99,10 @@ def test_litellm_still_counts_tokens_after_its_tokenizer_is_released() -> None:
 
 @pytest.mark.parametrize("busy", [True, False])
 def test_rebuild_work_pauses_only_while_requests_are_in_flight(busy: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.pacing
+    import turnout.pool.pacing
 
     slept: list[float] = []
-    monkeypatch.setattr(app.pacing.time, "sleep", slept.append)
+    monkeypatch.setattr(turnout.pool.pacing.time, "sleep", slept.append)
     pacer = Pacer(slice_s=0.0, ratio=4.0, busy=lambda: busy)
     for _ in range(3):
         pacer.in_thread()
@@ -117,7 +117,7 @@ def test_rebuild_work_pauses_only_while_requests_are_in_flight(busy: bool, monke
             waits.append(seconds)
             await real_sleep(0)
 
-        monkeypatch.setattr(app.pacing.asyncio, "sleep", record)
+        monkeypatch.setattr(turnout.pool.pacing.asyncio, "sleep", record)
         for _ in range(3):
             await pacer()
 

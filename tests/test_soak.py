@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.sandbox import FaultPlan
+from turnout.sandbox import FaultPlan
 from tests.conftest import LiveGateway
 
 TOTAL = 2_000
@@ -187,7 +187,7 @@ def soak_gateway(make_settings: Callable[..., Any]) -> Iterator[LiveGateway]:
         pool={"health": {"enabled": False},
               "free_tier": {"requests_per_minute": 1_000_000, "requests_per_day": 1_000_000}},
     ))
-    # As `switchyard serve` runs it. With uvicorn's default of 5 s, about one request in 6,000 here lost the
+    # As `turnout serve` runs it. With uvicorn's default of 5 s, about one request in 6,000 here lost the
     # race between the server closing an idle keep-alive connection and the client reusing it (ReadError).
     gw.server.config.timeout_keep_alive = 30
     yield gw.start()

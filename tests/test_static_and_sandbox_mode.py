@@ -38,7 +38,7 @@ def test_static_group_falls_back_to_an_alias(start_gateway: Callable[..., Any], 
     resp = httpx.post(f"{gw.url}/v1/chat/completions", timeout=30,
                       json={"model": "local", "messages": [{"role": "user", "content": "hi"}]})
     assert resp.status_code == 200
-    assert resp.headers["x-switchyard-fallback"] == "true" and resp.headers["x-switchyard-group"] == "auto"
+    assert resp.headers["x-turnout-fallback"] == "true" and resp.headers["x-turnout-group"] == "auto"
     models = httpx.get(f"{gw.url}/v1/models").json()["data"]
     local = next(m for m in models if m["id"] == "local")
     assert local["kind"] == "static" and local["tier"] == "static"
@@ -46,7 +46,7 @@ def test_static_group_falls_back_to_an_alias(start_gateway: Callable[..., Any], 
 
 def test_without_a_key_the_builtin_sandbox_serves(start_gateway: Callable[..., Any],
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="switchyard")
+    caplog.set_level(logging.WARNING, logger="turnout")
     gw = start_gateway(sandbox="auto", openrouter_api_key=None,
                        openrouter_base_url="https://openrouter.ai/api/v1", pool={"health": {"enabled": False}})
     assert "no OPENROUTER_API_KEY: serving the sandbox catalogue with simulated answers" in caplog.text

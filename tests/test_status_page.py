@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.sandbox import FaultPlan, ModelFaults
+from turnout.sandbox import FaultPlan, ModelFaults
 from tests.conftest import CHAIN_PRIMARY
 
 HELLO = [{"role": "user", "content": "hello"}]
@@ -53,7 +53,7 @@ def test_status_page_renders_the_sandbox_pool_in_chromium(chain: Callable[..., A
     assert len(data) > 50_000  # a blank or error page compresses to a few kB
 
     dom = chromium("--dump-dom", f"{gw.url}/", profile=tmp_path / "profile").stdout
-    assert "<title>Switchyard" in dom and 'id="state">ready<' in dom
+    assert "<title>Turnout" in dom and 'id="state">ready<' in dom
     pool = gw.state.holder.current.pool
     for name, group in pool.groups.items():
         if group.kind == "model":

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from app.routing.attempt import AttemptError
-from app.routing.wire import OpenAIWire, WireStream
+from turnout.upstream.failures import AttemptError
+from turnout.upstream.openai_wire import OpenAIWire, WireStream
 
 PLAIN = b'{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}'
 USAGE = b'{"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}'

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-import app
-from app.catalogue import Catalogue, CatalogueModel, filter_reasons, load_id_list, parse_catalogue, parse_model
-from app.config import PoolSettings
+import turnout
+from turnout.pool.catalogue import Catalogue, CatalogueModel, filter_reasons, load_id_list, parse_catalogue, parse_model
+from turnout.config import PoolSettings
 
-DATA = Path(app.__file__).parent / "data" / "openrouter"
+DATA = Path(turnout.__file__).parent / "data" / "openrouter"
 NOW_AUG = datetime(2026, 8, 20, tzinfo=timezone.utc).timestamp()
 NOW_JAN = datetime(2026, 1, 30, tzinfo=timezone.utc).timestamp()
 NONE: frozenset[str] = frozenset()

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-import app
-from app.config import HealthSettings
-from app.health import (
+import turnout
+from turnout.config import HealthSettings
+from turnout.pool.provider_health import (
     HealthReading,
     PassiveHealth,
     PassiveStats,
@@ -21,7 +21,7 @@ from app.health import (
     passive_factor,
 )
 
-ENDPOINTS = Path(app.__file__).parent / "data" / "openrouter" / "endpoints"
+ENDPOINTS = Path(turnout.__file__).parent / "data" / "openrouter" / "endpoints"
 SETTINGS = HealthSettings()
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import app
-from app.catalogue import Benchmarks, Catalogue, parse_catalogue
-from app.scoring import (
+import turnout
+from turnout.pool.catalogue import Benchmarks, Catalogue, parse_catalogue
+from turnout.pool.scoring import (
     WEIGHTS,
     benchmark_score,
     blend,
@@ -24,7 +24,7 @@ from app.scoring import (
     static_score,
 )
 
-DATA = Path(app.__file__).parent / "data" / "openrouter"
+DATA = Path(turnout.__file__).parent / "data" / "openrouter"
 NOW_AUG = datetime(2026, 8, 20, tzinfo=timezone.utc).timestamp()
 NOW_JAN = datetime(2026, 1, 30, tzinfo=timezone.utc).timestamp()
 DAY = 86_400.0

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-import app
-from app.catalogue import Catalogue, CatalogueModel, parse_catalogue
-from app.config import AliasSpec, RankWeight, Settings, StaticDeployment, default_aliases
-from app.health import HealthScore, PassiveHealth
-from app.pool import OPENROUTER_CREDENTIAL, Pool, deployment_id
-from app.selection import (
+import turnout
+from turnout.pool.catalogue import Catalogue, CatalogueModel, parse_catalogue
+from turnout.config import AliasSpec, RankWeight, Settings, StaticDeployment, default_aliases
+from turnout.pool.provider_health import HealthScore, PassiveHealth
+from turnout.pool.model import OPENROUTER_CREDENTIAL, Pool, deployment_id
+from turnout.pool.selection import (
     Candidate,
     build_pool,
     eligible_candidates,
@@ -27,7 +27,7 @@ from app.selection import (
     rank_weight,
 )
 
-DATA = Path(app.__file__).parent / "data" / "openrouter"
+DATA = Path(turnout.__file__).parent / "data" / "openrouter"
 NOW = datetime(2026, 8, 20, tzinfo=timezone.utc).timestamp()
 BASE_URL = "https://openrouter.ai/api/v1"
 

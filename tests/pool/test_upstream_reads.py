@@ -14,12 +14,12 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-import app
-from app.catalogue import CatalogueError, fetch_catalogue, parse_catalogue
-from app.config import HealthSettings
-from app.health import HealthScore, read_health
+import turnout
+from turnout.pool.catalogue import CatalogueError, fetch_catalogue, parse_catalogue
+from turnout.config import HealthSettings
+from turnout.pool.provider_health import HealthScore, read_health
 
-DATA = Path(app.__file__).parent / "data" / "openrouter"
+DATA = Path(turnout.__file__).parent / "data" / "openrouter"
 KEY = "sk-or-v1-secret-test-key"
 KIMI = json.loads((DATA / "endpoints" / "kimi-k3_endpoints_20260825.json").read_text())
 DEEPSEEK = json.loads((DATA / "endpoints" / "deepseek-chat-v3.1_endpoints_rust_test.json").read_text())

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest_asyncio
 
-from app.sandbox import SandboxServer
+from turnout.sandbox import SandboxServer
 
 
 @pytest_asyncio.fixture

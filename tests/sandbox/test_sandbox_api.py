@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.sandbox import SandboxServer
+from turnout.sandbox import SandboxServer
 
 from .helpers import (
     FREE_MODEL,
@@ -20,7 +20,7 @@ from .helpers import (
     read_sse,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "app" / "data" / "openrouter"
+DATA = Path(__file__).resolve().parents[2] / "turnout" / "data" / "openrouter"
 WEATHER_TOOL = {
     "type": "function",
     "function": {

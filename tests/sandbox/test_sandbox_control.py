@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.sandbox import FaultPlan, FreeTier, ModelFaults, SandboxServer, SandboxThread
-from app.sandbox.freetier import next_utc_midnight_ms
+from turnout.sandbox import FaultPlan, FreeTier, ModelFaults, SandboxServer, SandboxThread
+from turnout.sandbox.quota import next_utc_midnight_ms
 
 from .helpers import FREE_MODEL, PAID_MODEL, post_chat
 
@@ -173,7 +173,7 @@ def test_cli_starts_answers_and_stops(tmp_path: Path) -> None:
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps({"default": {"error_rate": 1.0, "error_codes": [503]}}))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.sandbox", "--port", "0", "--plan", str(plan_file),
+        [sys.executable, "-m", "turnout.sandbox", "--port", "0", "--plan", str(plan_file),
          "--require-key", "sk-cli"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -198,7 +198,7 @@ def test_cli_rejects_an_invalid_plan(tmp_path: Path) -> None:
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps({"defualt": {}}))
     result = subprocess.run(
-        [sys.executable, "-m", "app.sandbox", "--port", "0", "--plan", str(plan_file)],
+        [sys.executable, "-m", "turnout.sandbox", "--port", "0", "--plan", str(plan_file)],
         cwd=ROOT,
         capture_output=True,
         text=True,

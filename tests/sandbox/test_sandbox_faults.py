@@ -9,7 +9,7 @@ import aiohttp
 import httpx
 import pytest
 
-from app.sandbox import FaultPlan, ModelFaults, SandboxServer
+from turnout.sandbox import FaultPlan, ModelFaults, SandboxServer
 
 from .helpers import FREE_MODEL, PAID_MODEL, chat_body, post_chat, read_sse
 

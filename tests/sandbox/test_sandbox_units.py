@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.sandbox import FaultPlan, ModelFaults
-from app.sandbox.catalogue import load_catalogue, model_info
-from app.sandbox.chat import parse_chat
-from app.sandbox.decide import CallContext, decide
-from app.sandbox.endpoints import providers_for
-from app.sandbox.schemas import fill, fill_object
-from app.sandbox.streaming import stream_fault
+from turnout.sandbox import FaultPlan, ModelFaults
+from turnout.sandbox.catalogue import load_catalogue, model_info
+from turnout.sandbox.chat import parse_chat
+from turnout.sandbox.decide import CallContext, decide
+from turnout.sandbox.endpoints import providers_for
+from turnout.sandbox.schemas import fill, fill_object
+from turnout.sandbox.streaming import stream_fault
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,374 @@
+"""POST /v1/chat/completions — JSON and SSE, served as plain ASGI.
+
+The hot path does not go through FastAPI: routing, dependency solving, the exception
+middleware and Starlette's Response classes were a third of a request's CPU
+(bench/RESULTS.md). `Gateway.__call__` hands this path to `serve`, which does by hand what
+a route would get: the client key, the request id, metering, OpenAI-shaped errors (built
+by `turnout.api.error_shapes`, the edge), and cancelling the upstream call when the client leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+
+from turnout.api.deps import AppState, check_client_key
+from turnout.api.error_shapes import INTERNAL_ERROR, error_body, error_headers
+from turnout.api.scrape import metrics_of
+from turnout.observability.request_log import RequestLog
+from turnout.encoding import dumps
+from turnout.errors import (
+    ClientClosedRequest,
+    GatewayError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotReady,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from turnout.observability.metrics import RequestMeter
+from turnout.upstream.failures import AttemptError
+from turnout.routing.engine import Outcome
+from turnout.routing.request import ChatRequest, parse_chat_request
+from turnout.routing.snapshot import Snapshot
+from turnout.upstream.openai_wire import Frame
+from turnout.observability.usage import Cost
+
+CHAT_PATH = "/v1/chat/completions"
+log = logging.getLogger("turnout.api")
+_NON_NULL_OPTIONAL = ("system_fingerprint", "service_tier")
+_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
+_JSON = b"application/json"
+_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no")]
+_DONE = b"data: [DONE]\n\n"
+_WATCH_AFTER_S = 0.05
+Headers = list[tuple[bytes, bytes]]
+
+
+async def serve(state: AppState | None, scope: Scope, receive: Receive, send: Send) -> None:
+    """One chat request, from the first header to the last byte; never raises."""
+    head = _RequestHead(scope)
+    request_id = head.request_id()
+    if state is None:  # the lifespan has not built the app state yet
+        await _send_error(send, NotReady("The gateway is starting; see GET /readyz."), request_id)
+        return
+    metrics = metrics_of(state)
+    meter = metrics.open_request()
+    token = metrics.current_meter.set(meter)
+    reply = _Reply(send, meter)
+    try:
+        await _chat(state, head, receive, reply, request_id)
+    except GatewayError as exc:
+        await reply.error(exc, request_id)
+    except Exception:
+        log.exception("unhandled error on POST %s", CHAT_PATH)
+        await reply.error(INTERNAL_ERROR, request_id)
+    finally:
+        metrics.current_meter.reset(token)
+        metrics.close_request(meter)
+
+
+async def _chat(state: AppState, head: _RequestHead, receive: Receive, reply: _Reply, request_id: str) -> None:
+    if head.method != "POST":
+        raise MethodNotAllowed(f"Use POST for {CHAT_PATH}.", headers={"Allow": "POST"})
+    settings = state.settings
+    if settings.auth_required:
+        check_client_key(settings, head.get(b"authorization"))
+    body = await _read_json(receive, head, settings.max_body_bytes)
+    chat = parse_chat_request(body, max_messages=settings.max_messages)
+    snapshot = state.holder.current
+    if snapshot is None:
+        raise NotReady("No routable pool yet; see GET /readyz.")
+    log_line = RequestLog(request_id=request_id, requested=chat.model, stream=chat.stream, settings=settings,
+                          messages=chat.body.get("messages"), meter=reply.meter)
+    watch = _DisconnectWatch(receive)
+    try:
+        if chat.stream:
+            await _stream(state, snapshot, chat, log_line, reply, watch)
+        else:
+            outcome = await state.engine.complete(chat, snapshot)
+            watch.stop()
+            payload = _normalise(outcome.value, outcome)
+            cost = log_line.finished(outcome, status=200, usage=payload.get("usage"),
+                                     completion=payload.get("choices"))
+            data = dumps(payload)
+            headers = _outcome_headers(request_id, outcome, cost)
+            headers += ((b"content-type", _JSON), (b"content-length", str(len(data)).encode()))
+            await reply.start(200, headers)
+            await reply.body(data, more=False)
+    except asyncio.CancelledError:
+        if not watch.gone:
+            raise
+        watch.absorb()
+        if not reply.started:
+            log_line.failed(ClientClosedRequest(""))
+        raise ClientClosedRequest("The client closed the connection.") from None
+    except Exception as exc:
+        if not reply.started:
+            log_line.failed(exc)
+        raise
+    finally:
+        watch.stop()
+
+
+async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_line: RequestLog, reply: _Reply,
+                  watch: _DisconnectWatch) -> None:
+    engine = state.engine
+    outcome = await engine.open_stream(chat, snapshot)
+    source, frame = outcome.value
+    # Frames that arrived together leave together: one write instead of one per frame.
+    ready: Callable[[], bool] = getattr(source, "ready", _never)
+    idle_s = state.settings.timeouts.stream_idle_s
+    usage: Any = None
+    out: list[bytes] = []
+    try:
+        # The cost is known only at the end of a stream; the headers go first.
+        await reply.start(200, _outcome_headers(log_line.request_id, outcome, None) + _SSE_HEADERS)
+        while frame is not None:
+            data = frame.data
+            if data is None:
+                out.append(b"data: " + frame.raw + b"\n\n")
+            else:
+                if data.get("usage"):
+                    usage = data["usage"]
+                if chat.include_usage or data.get("choices"):
+                    out.append(b"data: " + _clean_frame(frame) + b"\n\n")
+            if out and not ready():
+                await reply.body(b"".join(out), more=True)
+                out.clear()
+            frame = await source.next(idle_s)
+        out.append(_DONE)
+        log_line.finished(outcome, status=200, usage=usage)
+    except AttemptError as error:
+        engine.report_stream_failure(snapshot, outcome, error)
+        out += (_error_frame(f"The upstream stream failed after it started: {error.message}",
+                             type_="upstream_error", code=error.kind, request_id=log_line.request_id), _DONE)
+        log_line.finished(outcome, status=200, usage=usage, stream_error=error.kind)
+    except asyncio.CancelledError:
+        if watch.gone:
+            log_line.finished(outcome, status=200, usage=usage, stream_error="client_closed")
+        raise
+    except Exception as exc:
+        log.exception("stream from %s failed inside the gateway", outcome.deployment.model)
+        out += (_error_frame(f"The gateway failed while relaying the stream ({type(exc).__name__}); it has been "
+                             "logged.", type_="api_error", code="internal_error", request_id=log_line.request_id),
+                _DONE)
+        log_line.finished(outcome, status=200, usage=usage, stream_error="internal_error")
+    finally:
+        source.close()
+    watch.stop()  # before the last write: a finished response reads as a disconnect
+    await reply.body(b"".join(out), more=False)
+
+
+class _RequestHead:
+    """The request line and the few headers the handler reads (names are lower-case in ASGI)."""
+
+    __slots__ = ("method", "_headers")
+
+    def __init__(self, scope: Scope) -> None:
+        self.method: str = scope["method"]
+        self._headers: Headers = scope["headers"]
+
+    def get(self, name: bytes) -> str | None:
+        for key, value in self._headers:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+    def request_id(self) -> str:
+        given = self.get(b"x-request-id") or ""
+        if 0 < len(given) <= 128 and given.isprintable():
+            return given
+        return f"req_{random.getrandbits(128):032x}"  # unique, not secret: no syscall
+
+
+class _Reply:
+    """The response side: ASGI sends, with the meter told the status and the first byte."""
+
+    __slots__ = ("_send", "meter", "started")
+
+    def __init__(self, send: Send, meter: RequestMeter) -> None:
+        self._send = send
+        self.meter = meter
+        self.started = False
+
+    async def start(self, status: int, headers: Headers) -> None:
+        self.started = True
+        self.meter.status = status
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def body(self, data: bytes, *, more: bool) -> None:
+        if data and self.meter.first_byte_at is None:
+            self.meter.first_byte_at = time.monotonic()
+        await self._send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def error(self, exc: GatewayError, request_id: str) -> None:
+        if self.started:  # headers are out: nothing to say but to end the body
+            await self.body(b"", more=False)
+            return
+        self.meter.status = exc.status
+        self.started = True
+        await _send_error(self._send, exc, request_id)
+
+
+async def _send_error(send: Send, exc: GatewayError, request_id: str) -> None:
+    data = error_body(exc)
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error_headers(exc, request_id).items()]
+    headers += ((b"content-type", _JSON), (b"content-length", str(len(data)).encode()))
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": data, "more_body": False})
+
+
+class _DisconnectWatch:
+    """Cancels the request's task when the client goes away: no upstream call runs for nobody.
+
+    A task waits on `receive` once the body is read; the server answers it with
+    `http.disconnect` when the client leaves, and also once the response is complete, so the
+    watch is stopped before the last write. It starts `_WATCH_AFTER_S` in: an answer faster
+    than that costs one timer instead of a task.
+    """
+
+    __slots__ = ("gone", "_task", "_receive", "_timer", "_watcher")
+
+    def __init__(self, receive: Receive) -> None:
+        self.gone = False
+        self._task = asyncio.current_task()
+        self._receive = receive
+        self._watcher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(_WATCH_AFTER_S, self._start)
+
+    def _start(self) -> None:
+        self._timer = None
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        self._watcher = None
+        if self._task is not None:
+            self._task.cancel()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+
+    def absorb(self) -> None:
+        """The cancellation was ours and has been handled: clear it from the task's count."""
+        if self._task is not None:
+            self._task.uncancel()
+
+
+async def _read_json(receive: Receive, head: _RequestHead, limit: int) -> Any:
+    content_type = (head.get(b"content-type") or "application/json").lower()
+    if "json" not in content_type:
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}.")
+    declared = head.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit}.")
+    raw = await _read_body(receive, limit)
+    if not raw:
+        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        # Strict UTF-8 first: json.loads on bytes would let encoded surrogates through.
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidRequest("The request body is nested too deeply.", code="invalid_json") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientClosedRequest("The client closed the connection while sending the body.")
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _never() -> bool:
+    return False
+
+
+def _outcome_headers(request_id: str, outcome: Outcome[Any], cost: Cost | None) -> Headers:
+    dep = outcome.deployment
+    headers = [
+        (b"x-request-id", request_id.encode("latin-1")),
+        (b"x-turnout-model", dep.model.encode("latin-1")),
+        (b"x-turnout-deployment", dep.id.encode("latin-1")),
+        (b"x-turnout-group", outcome.group.encode("latin-1")),
+        (b"x-turnout-attempts", str(len(outcome.attempts)).encode()),
+        (b"x-turnout-fallback", b"true" if outcome.fallback else b"false"),
+    ]
+    if cost is not None:
+        headers.append((b"x-turnout-cost-usd", f"{cost.usd:.8f}".encode()))
+    return headers
+
+
+def _clean_frame(frame: Frame) -> bytes:
+    """Drop nulls OpenAI's schema does not allow, without re-encoding the frame when there are none."""
+    parsed = frame.data or {}
+    if parsed.get("system_fingerprint", "") is None or parsed.get("service_tier", "") is None:
+        data = {k: v for k, v in parsed.items() if not (k in _NON_NULL_OPTIONAL and v is None)}
+        return dumps(data)
+    return frame.raw
+
+
+def _error_frame(message: str, *, type_: str, code: str, request_id: str) -> bytes:
+    body = {"error": {"message": message, "type": type_, "param": None, "code": code}, "request_id": request_id}
+    return b"data: " + dumps(body) + b"\n\n"
+
+
+def _normalise(payload: dict[str, Any], outcome: Outcome[Any]) -> dict[str, Any]:
+    """Fill what OpenAI's schema requires and some upstreams omit; leave everything else."""
+    if "id" not in payload:
+        payload["id"] = f"chatcmpl-{random.getrandbits(128):032x}"
+    payload["object"] = "chat.completion"
+    for key in _NON_NULL_OPTIONAL:
+        if key in payload and payload[key] is None:
+            del payload[key]
+    if not isinstance(payload.get("created"), int):
+        payload["created"] = int(time.time())
+    if not isinstance(payload.get("model"), str) or not payload["model"]:
+        payload["model"] = outcome.deployment.model
+    for index, choice in enumerate(payload.get("choices") or []):
+        if not isinstance(choice, dict):
+            continue
+        choice.setdefault("index", index)
+        choice.setdefault("logprobs", None)
+        if choice.get("finish_reason") not in _FINISH_REASONS:
+            choice["finish_reason"] = "stop"
+        message = choice.get("message")
+        if isinstance(message, dict):
+            message.setdefault("role", "assistant")
+            message.setdefault("content", None)
+            message.setdefault("refusal", None)
+            if not message.get("content") and message.get("reasoning") and not message.get("tool_calls"):
+                # Free models sometimes answer only in `reasoning`; keep the answer visible.
+                message["content"] = message["reasoning"]
+    return payload
