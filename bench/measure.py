@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
 from procs import cpu_seconds
 
 HERE = Path(__file__).resolve().parent

@@ -20,9 +20,9 @@ from pathlib import Path
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from turnout.config import Settings, StaticDeployment  # noqa: E402
-from turnout.pool.model import make_pool, static_groups  # noqa: E402
-from turnout.routing.snapshot import build_snapshot  # noqa: E402
+from turnout.config import Settings, StaticDeployment
+from turnout.pool.model import make_pool, static_groups
+from turnout.routing.snapshot import build_snapshot
 
 
 def snapshot_of(size: int):  # type: ignore[no-untyped-def]

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
 import measure
 import targets
 from procs import Procs, free_port, rss_bytes

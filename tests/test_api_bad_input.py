@@ -16,8 +16,8 @@ GOOD = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
 
 @pytest.fixture(scope="module")
 def gateway(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from turnout.config import Settings
     from tests.conftest import LiveGateway
+    from turnout.config import Settings
 
     settings = Settings(sandbox="off", openrouter_base_url=sandbox.base_url, openrouter_api_key=OPENROUTER_TEST_KEY,
                         data_dir=tmp_path_factory.mktemp("data"), api_keys=["key-one", "key-two"],

@@ -21,8 +21,8 @@ def assert_schema(instance: Any, root: str) -> None:
 
 @pytest.fixture(scope="module")
 def gateway_module(request: pytest.FixtureRequest, sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from turnout.config import Settings
     from tests.conftest import OPENROUTER_TEST_KEY, LiveGateway
+    from turnout.config import Settings
 
     settings = Settings(sandbox="off", openrouter_base_url=sandbox.base_url, openrouter_api_key=OPENROUTER_TEST_KEY,
                         data_dir=tmp_path_factory.mktemp("data"))

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from turnout.sandbox import FaultPlan, ModelFaults
 from tests.conftest import CHAIN_BACKUP, CHAIN_PRIMARY, free_port
+from turnout.sandbox import FaultPlan, ModelFaults
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy/grafana/dashboards/turnout.json"

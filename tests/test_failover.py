@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from turnout.sandbox import FaultPlan, ModelFaults
-
 from tests.conftest import CHAIN_BACKUP as B
 from tests.conftest import CHAIN_PRIMARY as A
+from turnout.sandbox import FaultPlan, ModelFaults
+
 HELLO = [{"role": "user", "content": "hello"}]
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from turnout.sandbox import FaultPlan, ModelFaults
 from tests.conftest import OPENROUTER_TEST_KEY, LiveGateway, free_port
+from turnout.sandbox import FaultPlan, ModelFaults
 
 LIMIT = 512 * 1024
 STALLING = "poolside/laguna-s-2.1:free"

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import CHAIN_PRIMARY as A
 from turnout.sandbox import FaultPlan, ModelFaults
 
-from tests.conftest import CHAIN_PRIMARY as A
 HELLO = [{"role": "user", "content": "hello"}]
 
 

@@ -23,10 +23,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import CHAIN_BACKUP, CHAIN_PRIMARY, OPENROUTER_TEST_KEY
+from turnout.observability.usage import Cost, usage_cost, usage_tokens
 from turnout.pool.model import Deployment
 from turnout.sandbox import FaultPlan, ModelFaults
-from turnout.observability.usage import Cost, usage_cost, usage_tokens
-from tests.conftest import CHAIN_BACKUP, CHAIN_PRIMARY, OPENROUTER_TEST_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = [{"role": "user", "content": "hello"}]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from turnout.sandbox import FaultPlan, FreeTier, ModelFaults
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import turnout
-from turnout.pool.catalogue import parse_catalogue
 from turnout.config import Settings, StaticDeployment
+from turnout.pool.catalogue import parse_catalogue
 from turnout.pool.pacing import Pacer
-from turnout.routing.snapshot import Snapshot, build_snapshot, build_snapshot_paced
 from turnout.pool.selection import build_pool
+from turnout.routing.snapshot import Snapshot, build_snapshot, build_snapshot_paced
 
 DATA = Path(turnout.__file__).parent / "data" / "openrouter"
-NOW = datetime(2026, 8, 20, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2026, 8, 20, tzinfo=UTC).timestamp()
 
 
 def pool_and_settings() -> tuple[Any, Settings]:

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from turnout.sandbox import FaultPlan
 from tests.conftest import LiveGateway
+from turnout.sandbox import FaultPlan
 
 TOTAL = 2_000
 WARM_UP = 200

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from turnout.sandbox import FaultPlan, ModelFaults
 from tests.conftest import CHAIN_PRIMARY
+from turnout.sandbox import FaultPlan, ModelFaults
 
 HELLO = [{"role": "user", "content": "hello"}]
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

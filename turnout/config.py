@@ -31,7 +31,6 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-
 Tier = Literal["free", "paid"]
 DEFAULT_OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 

@@ -11,25 +11,30 @@ from collections.abc import AsyncIterator
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import aiohttp  # noqa: E402
-import httpx  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
+import aiohttp
+import httpx
+from fastapi import FastAPI
 
-from turnout.api import admin, models, readiness, status  # noqa: E402
-from turnout.api import scrape  # noqa: E402
-from turnout.api.deps import AppState  # noqa: E402
-from turnout.api.error_shapes import install_error_handlers  # noqa: E402
-from turnout.api.gateway import Gateway  # noqa: E402
-from turnout.config import Settings  # noqa: E402
-from turnout.pool.provider_health import PassiveStats  # noqa: E402
-from turnout.observability.logs import FLUSH_INTERVAL_S, flush_logs  # noqa: E402
-from turnout.observability.metrics import Metrics, MetricsObserver, RefreshMetrics  # noqa: E402
-from turnout.pool.refresh import PoolManager  # noqa: E402
-from turnout.routing.free_tier import FreeTierBudget  # noqa: E402
-from turnout.routing.engine import Engine  # noqa: E402
-from turnout.routing.feedback import PassiveFeedback  # noqa: E402
-from turnout.routing.snapshot import SnapshotHolder, load_router_library  # noqa: E402
-from turnout.upstream.openai_wire import OpenAIWire  # noqa: E402
+from turnout.api import (
+    admin,
+    models,
+    readiness,
+    scrape,
+    status,
+)
+from turnout.api.deps import AppState
+from turnout.api.error_shapes import install_error_handlers
+from turnout.api.gateway import Gateway
+from turnout.config import Settings
+from turnout.observability.logs import FLUSH_INTERVAL_S, flush_logs
+from turnout.observability.metrics import Metrics, MetricsObserver, RefreshMetrics
+from turnout.pool.provider_health import PassiveStats
+from turnout.pool.refresh import PoolManager
+from turnout.routing.engine import Engine
+from turnout.routing.feedback import PassiveFeedback
+from turnout.routing.free_tier import FreeTierBudget
+from turnout.routing.snapshot import SnapshotHolder, load_router_library
+from turnout.upstream.openai_wire import OpenAIWire
 
 log = logging.getLogger("turnout")
 SANDBOX_NOTICE = "no OPENROUTER_API_KEY: serving the sandbox catalogue with simulated answers"

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import turnout
-from turnout.pool.catalogue import Catalogue, CatalogueModel, filter_reasons, load_id_list, parse_catalogue, parse_model
 from turnout.config import PoolSettings
+from turnout.pool.catalogue import Catalogue, CatalogueModel, filter_reasons, load_id_list, parse_catalogue, parse_model
 
 DATA = Path(turnout.__file__).parent / "data" / "openrouter"
-NOW_AUG = datetime(2026, 8, 20, tzinfo=timezone.utc).timestamp()
-NOW_JAN = datetime(2026, 1, 30, tzinfo=timezone.utc).timestamp()
+NOW_AUG = datetime(2026, 8, 20, tzinfo=UTC).timestamp()
+NOW_JAN = datetime(2026, 1, 30, tzinfo=UTC).timestamp()
 NONE: frozenset[str] = frozenset()
 
 
@@ -112,7 +112,7 @@ def test_vision_json_and_reasoning_come_from_modalities_and_parameters(aug: Cata
 
 
 def test_expiration_date_becomes_the_start_of_that_day(aug: Catalogue) -> None:
-    expected = datetime(2026, 8, 24, tzinfo=timezone.utc).timestamp()
+    expected = datetime(2026, 8, 24, tzinfo=UTC).timestamp()
     assert aug.models["nvidia/nemotron-nano-12b-v2-vl:free"].expiration == expected
     assert aug.models["z-ai/glm-5.2:free"].expiration is None
 
@@ -250,9 +250,9 @@ def test_configured_filters(
 @pytest.mark.parametrize(
     ("now", "expired"),
     [
-        (datetime(2026, 8, 23, 23, 59, tzinfo=timezone.utc).timestamp(), False),
-        (datetime(2026, 8, 24, tzinfo=timezone.utc).timestamp(), True),
-        (datetime(2026, 9, 1, tzinfo=timezone.utc).timestamp(), True),
+        (datetime(2026, 8, 23, 23, 59, tzinfo=UTC).timestamp(), False),
+        (datetime(2026, 8, 24, tzinfo=UTC).timestamp(), True),
+        (datetime(2026, 9, 1, tzinfo=UTC).timestamp(), True),
     ],
 )
 def test_expired_models_are_filtered(aug: Catalogue, now: float, expired: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,8 +25,8 @@ from turnout.pool.scoring import (
 )
 
 DATA = Path(turnout.__file__).parent / "data" / "openrouter"
-NOW_AUG = datetime(2026, 8, 20, tzinfo=timezone.utc).timestamp()
-NOW_JAN = datetime(2026, 1, 30, tzinfo=timezone.utc).timestamp()
+NOW_AUG = datetime(2026, 8, 20, tzinfo=UTC).timestamp()
+NOW_JAN = datetime(2026, 1, 30, tzinfo=UTC).timestamp()
 DAY = 86_400.0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 import turnout
-from turnout.pool.catalogue import Catalogue, CatalogueModel, parse_catalogue
 from turnout.config import AliasSpec, RankWeight, Settings, StaticDeployment, default_aliases
-from turnout.pool.provider_health import HealthScore, PassiveHealth
+from turnout.pool.catalogue import Catalogue, CatalogueModel, parse_catalogue
 from turnout.pool.model import OPENROUTER_CREDENTIAL, Pool, deployment_id
+from turnout.pool.provider_health import HealthScore, PassiveHealth
 from turnout.pool.selection import (
     Candidate,
     build_pool,
@@ -28,7 +28,7 @@ from turnout.pool.selection import (
 )
 
 DATA = Path(turnout.__file__).parent / "data" / "openrouter"
-NOW = datetime(2026, 8, 20, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2026, 8, 20, tzinfo=UTC).timestamp()
 BASE_URL = "https://openrouter.ai/api/v1"
 
 

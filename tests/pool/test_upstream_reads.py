@@ -15,8 +15,8 @@ import pytest_asyncio
 from aiohttp import web
 
 import turnout
-from turnout.pool.catalogue import CatalogueError, fetch_catalogue, parse_catalogue
 from turnout.config import HealthSettings
+from turnout.pool.catalogue import CatalogueError, fetch_catalogue, parse_catalogue
 from turnout.pool.provider_health import HealthScore, read_health
 
 DATA = Path(turnout.__file__).parent / "data" / "openrouter"

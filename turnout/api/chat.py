@@ -22,7 +22,6 @@ from starlette.types import Receive, Scope, Send
 from turnout.api.deps import AppState, check_client_key
 from turnout.api.error_shapes import INTERNAL_ERROR, error_body, error_headers
 from turnout.api.scrape import metrics_of
-from turnout.observability.request_log import RequestLog
 from turnout.encoding import dumps
 from turnout.errors import (
     ClientClosedRequest,
@@ -34,12 +33,13 @@ from turnout.errors import (
     UnsupportedMediaType,
 )
 from turnout.observability.metrics import RequestMeter
-from turnout.upstream.failures import AttemptError
+from turnout.observability.request_log import RequestLog
+from turnout.observability.usage import Cost
 from turnout.routing.engine import Outcome
 from turnout.routing.request import ChatRequest, parse_chat_request
 from turnout.routing.snapshot import Snapshot
+from turnout.upstream.failures import AttemptError
 from turnout.upstream.openai_wire import Frame
-from turnout.observability.usage import Cost
 
 CHAT_PATH = "/v1/chat/completions"
 log = logging.getLogger("turnout.api")
@@ -171,7 +171,7 @@ async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_li
 class _RequestHead:
     """The request line and the few headers the handler reads (names are lower-case in ASGI)."""
 
-    __slots__ = ("method", "_headers")
+    __slots__ = ("_headers", "method")
 
     def __init__(self, scope: Scope) -> None:
         self.method: str = scope["method"]
@@ -236,7 +236,7 @@ class _DisconnectWatch:
     than that costs one timer instead of a task.
     """
 
-    __slots__ = ("gone", "_task", "_receive", "_timer", "_watcher")
+    __slots__ = ("_receive", "_task", "_timer", "_watcher", "gone")
 
     def __init__(self, receive: Receive) -> None:
         self.gone = False

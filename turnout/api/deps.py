@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 
 from turnout.config import Settings
 from turnout.errors import Forbidden, Unauthorized
-from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.engine import Engine
+from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.snapshot import SnapshotHolder
 
 if TYPE_CHECKING:

@@ -9,6 +9,7 @@ INFO line is written at most `interval_s` late (0.2 s) even when traffic stops.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -60,10 +61,8 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # created in Handler.__init__
             if self._pending:
-                try:
+                with contextlib.suppress(Exception):  # a closed or broken stream must not break the caller
                     self.stream.write("".join(self._pending))
-                except Exception:  # a closed or broken stream must not break the caller
-                    pass
                 self._pending.clear()
                 self._size = 0
             self._written_at = time.monotonic()

@@ -31,15 +31,15 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from turnout.observability.activity import RecentActivity
+from turnout.observability.usage import Cost, usage_tokens
 from turnout.pool.model import Deployment, Pool
 from turnout.pool.refresh import RefreshObserver
 from turnout.routing.engine import AttemptObserver, AttemptRecord
-from turnout.observability.usage import Cost, usage_tokens
 
 if TYPE_CHECKING:
     from turnout.pool.refresh import PoolManager
-    from turnout.routing.free_tier import FreeTierBudget
     from turnout.routing.engine import Engine, Outcome
+    from turnout.routing.free_tier import FreeTierBudget
     from turnout.routing.snapshot import Snapshot, SnapshotHolder
 
 OTHER = "other"
@@ -74,7 +74,7 @@ def cooling_down(snapshot: Snapshot, now: float | None = None) -> dict[str, floa
 class Labelled:
     """A labelled metric family whose children are cached: `labels()` validates and locks on every call."""
 
-    __slots__ = ("family", "names", "_children")
+    __slots__ = ("_children", "family", "names")
 
     def __init__(self, family: Any, names: tuple[str, ...]) -> None:
         self.family = family
@@ -286,8 +286,18 @@ class Metrics:
 class RequestMeter:
     """What one client request did, gathered while it runs; recorded once, when it ends."""
 
-    __slots__ = ("_metrics", "started", "requested", "group", "stream", "status", "first_byte_at",
-                 "attempts", "upstream_s", "answered")
+    __slots__ = (
+        "_metrics",
+        "answered",
+        "attempts",
+        "first_byte_at",
+        "group",
+        "requested",
+        "started",
+        "status",
+        "stream",
+        "upstream_s",
+    )
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics

@@ -21,15 +21,15 @@ from typing import Any
 
 import httpx
 
-from turnout.pool.catalogue import Catalogue, decode_catalogue, fetch_catalogue_raw, load_id_list, parse_catalogue
 from turnout.config import Settings
-from turnout.pool.provider_health import HealthScore, PassiveStats, read_health
-from turnout.pool.model import Pool, make_pool, static_groups
-from turnout.routing.free_tier import FreeTierBudget
 from turnout.encoding import dumps
+from turnout.pool.catalogue import Catalogue, decode_catalogue, fetch_catalogue_raw, load_id_list, parse_catalogue
+from turnout.pool.model import Pool, make_pool, static_groups
 from turnout.pool.pacing import Pacer, no_pause
-from turnout.routing.snapshot import SnapshotHolder, build_snapshot, build_snapshot_paced
+from turnout.pool.provider_health import HealthScore, PassiveStats, read_health
 from turnout.pool.selection import build_pool, health_targets
+from turnout.routing.free_tier import FreeTierBudget
+from turnout.routing.snapshot import SnapshotHolder, build_snapshot, build_snapshot_paced
 
 log = logging.getLogger("turnout.refresh")
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 
-from turnout.pool.catalogue import fetch_catalogue, parse_catalogue
 from turnout.config import Settings
-from turnout.pool.provider_health import PassiveStats, read_health
+from turnout.pool.catalogue import fetch_catalogue, parse_catalogue
 from turnout.pool.model import OPENROUTER_CREDENTIAL, Pool
+from turnout.pool.provider_health import PassiveStats, read_health
 from turnout.pool.selection import build_pool
 
 BUNDLED_CATALOGUE = Path(__file__).resolve().parent.parent / "data" / "openrouter" / "models-2026-08-19.json"
@@ -67,7 +67,7 @@ def table(pool: Pool) -> str:
                          f"{member.score:.3f}", "-" if member.health is None else f"{member.health:.2f}",
                          str(member.weight)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def litellm_yaml(pool: Pool) -> str:

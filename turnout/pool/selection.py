@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from turnout.pool.catalogue import Catalogue, CatalogueModel, filter_reasons
 from turnout.config import AliasSpec, RankWeight, Settings, Tier
-from turnout.pool.provider_health import HealthScore, PassiveHealth, passive_factor
+from turnout.pool.catalogue import Catalogue, CatalogueModel, filter_reasons
 from turnout.pool.model import (
     OPENROUTER_CREDENTIAL,
     Capabilities,
@@ -36,6 +35,7 @@ from turnout.pool.model import (
     static_groups,
 )
 from turnout.pool.pacing import no_pause
+from turnout.pool.provider_health import HealthScore, PassiveHealth, passive_factor
 from turnout.pool.scoring import blend, context_norm, static_score
 
 # Float noise must not turn "exactly the margin" into a swap.

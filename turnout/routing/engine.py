@@ -19,12 +19,12 @@ from typing import Any, Generic, TypeVar
 from turnout.config import Settings
 from turnout.errors import GatewayError, InvalidRequest, UpstreamFailed
 from turnout.pool.model import Deployment
-from turnout.upstream import litellm_call as translate
-from turnout.upstream.failures import AttemptError
-from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.cooldowns import CooldownPolicy
+from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.request import ChatRequest
 from turnout.routing.snapshot import Snapshot
+from turnout.upstream import litellm_call as translate
+from turnout.upstream.failures import AttemptError
 from turnout.upstream.openai_wire import OpenAIWire
 
 T = TypeVar("T")

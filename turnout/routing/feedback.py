@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from turnout.pool.provider_health import PassiveStats
 from turnout.pool.model import Deployment
+from turnout.pool.provider_health import PassiveStats
 from turnout.routing.engine import AttemptObserver, AttemptRecord
 
 # Outcomes that say something about the deployment (not about the request).

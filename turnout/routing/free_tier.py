@@ -49,9 +49,7 @@ class FreeTierBudget:
             return False
         if self._per_minute and len(self._recent) >= max(1, self._per_minute - self._headroom):
             return False
-        if self._per_day is not None and self._day_count >= max(0, self._per_day - self._headroom):
-            return False
-        return True
+        return not (self._per_day is not None and self._day_count >= max(0, self._per_day - self._headroom))
 
     def record(self, now: float | None = None) -> None:
         now = time.time() if now is None else now

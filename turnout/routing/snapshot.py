@@ -12,10 +12,10 @@ from __future__ import annotations
 import difflib
 import gc
 import logging
-from bisect import bisect_left
 import os
 import sys
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType

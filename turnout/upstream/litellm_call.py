@@ -101,7 +101,7 @@ class TranslatedStream:
         if aclose is not None:
             import asyncio
 
-            asyncio.ensure_future(aclose())
+            asyncio.ensure_future(aclose())  # noqa: RUF006  # TODO(issue 10): owned close
 
 
 def _call_args(params: Mapping[str, Any], body: Mapping[str, Any], timeout_s: float, *, stream: bool) -> dict[str, Any]:
