@@ -10,7 +10,6 @@ by `turnout.api.error_shapes`, the edge), and cancelling the upstream call when 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -19,20 +18,12 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
+from turnout.api.asgi import JSON_TYPE, DisconnectWatch, Headers, Reply, RequestHead, read_json, send_error
 from turnout.api.deps import AppState, check_client_key
-from turnout.api.error_shapes import INTERNAL_ERROR, error_body, error_headers
+from turnout.api.error_shapes import INTERNAL_ERROR
 from turnout.api.scrape import metrics_of
 from turnout.encoding import dumps
-from turnout.errors import (
-    ClientClosedRequest,
-    GatewayError,
-    InvalidRequest,
-    MethodNotAllowed,
-    NotReady,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-)
-from turnout.observability.metrics import RequestMeter
+from turnout.errors import ClientClosedRequest, GatewayError, MethodNotAllowed, NotReady
 from turnout.observability.request_log import RequestLog
 from turnout.observability.usage import Cost
 from turnout.routing.engine import Outcome
@@ -45,25 +36,22 @@ CHAT_PATH = "/v1/chat/completions"
 log = logging.getLogger("turnout.api")
 _NON_NULL_OPTIONAL = ("system_fingerprint", "service_tier")
 _FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
-_JSON = b"application/json"
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                 (b"x-accel-buffering", b"no")]
 _DONE = b"data: [DONE]\n\n"
-_WATCH_AFTER_S = 0.05
-Headers = list[tuple[bytes, bytes]]
 
 
 async def serve(state: AppState | None, scope: Scope, receive: Receive, send: Send) -> None:
     """One chat request, from the first header to the last byte; never raises."""
-    head = _RequestHead(scope)
+    head = RequestHead(scope)
     request_id = head.request_id()
     if state is None:  # the lifespan has not built the app state yet
-        await _send_error(send, NotReady("The gateway is starting; see GET /readyz."), request_id)
+        await send_error(send, NotReady("The gateway is starting; see GET /readyz."), request_id)
         return
     metrics = metrics_of(state)
     meter = metrics.open_request()
     token = metrics.current_meter.set(meter)
-    reply = _Reply(send, meter)
+    reply = Reply(send, meter)
     try:
         await _chat(state, head, receive, reply, request_id)
     except GatewayError as exc:
@@ -76,20 +64,20 @@ async def serve(state: AppState | None, scope: Scope, receive: Receive, send: Se
         metrics.close_request(meter)
 
 
-async def _chat(state: AppState, head: _RequestHead, receive: Receive, reply: _Reply, request_id: str) -> None:
+async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Reply, request_id: str) -> None:
     if head.method != "POST":
         raise MethodNotAllowed(f"Use POST for {CHAT_PATH}.", headers={"Allow": "POST"})
     settings = state.settings
     if settings.auth_required:
         check_client_key(settings, head.get(b"authorization"))
-    body = await _read_json(receive, head, settings.max_body_bytes)
+    body = await read_json(receive, head, settings.max_body_bytes)
     chat = parse_chat_request(body, max_messages=settings.max_messages)
     snapshot = state.holder.current
     if snapshot is None:
         raise NotReady("No routable pool yet; see GET /readyz.")
     log_line = RequestLog(request_id=request_id, requested=chat.model, stream=chat.stream, settings=settings,
                           messages=chat.body.get("messages"), meter=reply.meter)
-    watch = _DisconnectWatch(receive)
+    watch = DisconnectWatch(receive)
     try:
         if chat.stream:
             await _stream(state, snapshot, chat, log_line, reply, watch)
@@ -101,7 +89,7 @@ async def _chat(state: AppState, head: _RequestHead, receive: Receive, reply: _R
                                      completion=payload.get("choices"))
             data = dumps(payload)
             headers = _outcome_headers(request_id, outcome, cost)
-            headers += ((b"content-type", _JSON), (b"content-length", str(len(data)).encode()))
+            headers += ((b"content-type", JSON_TYPE), (b"content-length", str(len(data)).encode()))
             await reply.start(200, headers)
             await reply.body(data, more=False)
     except asyncio.CancelledError:
@@ -119,8 +107,8 @@ async def _chat(state: AppState, head: _RequestHead, receive: Receive, reply: _R
         watch.stop()
 
 
-async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_line: RequestLog, reply: _Reply,
-                  watch: _DisconnectWatch) -> None:
+async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_line: RequestLog, reply: Reply,
+                  watch: DisconnectWatch) -> None:
     engine = state.engine
     outcome = await engine.open_stream(chat, snapshot)
     source, frame = outcome.value
@@ -166,149 +154,6 @@ async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_li
         source.close()
     watch.stop()  # before the last write: a finished response reads as a disconnect
     await reply.body(b"".join(out), more=False)
-
-
-class _RequestHead:
-    """The request line and the few headers the handler reads (names are lower-case in ASGI)."""
-
-    __slots__ = ("_headers", "method")
-
-    def __init__(self, scope: Scope) -> None:
-        self.method: str = scope["method"]
-        self._headers: Headers = scope["headers"]
-
-    def get(self, name: bytes) -> str | None:
-        for key, value in self._headers:
-            if key == name:
-                return value.decode("latin-1")
-        return None
-
-    def request_id(self) -> str:
-        given = self.get(b"x-request-id") or ""
-        if 0 < len(given) <= 128 and given.isprintable():
-            return given
-        return f"req_{random.getrandbits(128):032x}"  # unique, not secret: no syscall
-
-
-class _Reply:
-    """The response side: ASGI sends, with the meter told the status and the first byte."""
-
-    __slots__ = ("_send", "meter", "started")
-
-    def __init__(self, send: Send, meter: RequestMeter) -> None:
-        self._send = send
-        self.meter = meter
-        self.started = False
-
-    async def start(self, status: int, headers: Headers) -> None:
-        self.started = True
-        self.meter.status = status
-        await self._send({"type": "http.response.start", "status": status, "headers": headers})
-
-    async def body(self, data: bytes, *, more: bool) -> None:
-        if data and self.meter.first_byte_at is None:
-            self.meter.first_byte_at = time.monotonic()
-        await self._send({"type": "http.response.body", "body": data, "more_body": more})
-
-    async def error(self, exc: GatewayError, request_id: str) -> None:
-        if self.started:  # headers are out: nothing to say but to end the body
-            await self.body(b"", more=False)
-            return
-        self.meter.status = exc.status
-        self.started = True
-        await _send_error(self._send, exc, request_id)
-
-
-async def _send_error(send: Send, exc: GatewayError, request_id: str) -> None:
-    data = error_body(exc)
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error_headers(exc, request_id).items()]
-    headers += ((b"content-type", _JSON), (b"content-length", str(len(data)).encode()))
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": data, "more_body": False})
-
-
-class _DisconnectWatch:
-    """Cancels the request's task when the client goes away: no upstream call runs for nobody.
-
-    A task waits on `receive` once the body is read; the server answers it with
-    `http.disconnect` when the client leaves, and also once the response is complete, so the
-    watch is stopped before the last write. It starts `_WATCH_AFTER_S` in: an answer faster
-    than that costs one timer instead of a task.
-    """
-
-    __slots__ = ("_receive", "_task", "_timer", "_watcher", "gone")
-
-    def __init__(self, receive: Receive) -> None:
-        self.gone = False
-        self._task = asyncio.current_task()
-        self._receive = receive
-        self._watcher: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(_WATCH_AFTER_S, self._start)
-
-    def _start(self) -> None:
-        self._timer = None
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
-
-    async def _watch(self) -> None:
-        while (await self._receive())["type"] != "http.disconnect":
-            pass
-        self.gone = True
-        self._watcher = None
-        if self._task is not None:
-            self._task.cancel()
-
-    def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._watcher is not None:
-            self._watcher.cancel()
-            self._watcher = None
-
-    def absorb(self) -> None:
-        """The cancellation was ours and has been handled: clear it from the task's count."""
-        if self._task is not None:
-            self._task.uncancel()
-
-
-async def _read_json(receive: Receive, head: _RequestHead, limit: int) -> Any:
-    content_type = (head.get(b"content-type") or "application/json").lower()
-    if "json" not in content_type:
-        raise UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}.")
-    declared = head.get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit}.")
-    raw = await _read_body(receive, limit)
-    if not raw:
-        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
-    try:
-        # Strict UTF-8 first: json.loads on bytes would let encoded surrogates through.
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except RecursionError:
-        raise InvalidRequest("The request body is nested too deeply.", code="invalid_json") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientClosedRequest("The client closed the connection while sending the body.")
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def _never() -> bool:
