@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from turnout.routing.picker import Picker, cumulative_weights, draw
+from turnout.upstream import litellm_internals
 
 
 def _router(members: list[tuple[str, int, int]], **extra: Any) -> Any:
@@ -38,8 +39,7 @@ def _picks(picker: Picker, n: int, *, order: int = 1, exclude: frozenset[str] = 
 
 
 def _cool(router: Any, dep: str, seconds: float = 60) -> None:
-    router.cooldown_cache.add_deployment_to_cooldown(
-        model_id=f"{dep}@g", original_exception=RuntimeError("down"), exception_status=503, cooldown_time=seconds)
+    litellm_internals.bench(router, [f"{dep}@g"], seconds=seconds, reason=RuntimeError("down"), status=503)
 
 
 def test_weights_are_the_routers() -> None:
@@ -66,12 +66,12 @@ def test_every_member_cooling_picks_nothing() -> None:
     assert _picks(picker, 20) == Counter({None: 20})
 
 
-def test_cooldowns_are_read_from_the_routers_current_cache() -> None:
-    """A rebuild hands the old Router's cooldown cache to the new one after the Picker exists."""
-    old, new = _router([("a", 1, 1), ("b", 1, 1)]), _router([("a", 1, 1), ("b", 1, 1)])
-    picker = Picker(new)
-    _cool(old, "a")
-    new.cooldown_cache = old.cooldown_cache
+def test_cooldowns_are_read_from_the_routers_cooldown_store_as_it_is_now() -> None:
+    """A cooldown set after the Picker was built (a bench, or one carried over on publish) counts."""
+    router = _router([("a", 1, 1), ("b", 1, 1)])
+    picker = Picker(router)
+    assert set(_picks(picker, 100)) == {"a", "b"}
+    _cool(router, "a")
     assert _picks(picker, 200) == Counter({"b": 200})
 
 
@@ -97,13 +97,13 @@ def test_rpm_or_tpm_limits_delegate_to_the_router(limit: dict[str, int], monkeyp
     picker = Picker(router)
     assert picker.delegates("g")
     calls: list[dict[str, Any]] = []
-    original = router.async_get_available_deployment
+    original = router.select
 
-    async def spy(**kwargs: Any) -> Any:
-        calls.append({k: list(v) if isinstance(v, list) else v for k, v in kwargs["request_kwargs"].items()})
-        return await original(**kwargs)
+    async def spy(model: str, request_kwargs: dict[str, Any], **kwargs: Any) -> Any:
+        calls.append({k: list(v) if isinstance(v, list) else v for k, v in request_kwargs.items()})
+        return await original(model, request_kwargs, **kwargs)
 
-    monkeypatch.setattr(router, "async_get_available_deployment", spy)
+    monkeypatch.setattr(router, "select", spy)
     assert set(_picks(picker, 50, exclude=frozenset({"a"}))) == {"b"}
     assert calls[0] == {"_excluded_deployment_ids": ["a@g"], "_target_order": 1}
     _cool(router, "b")
@@ -123,10 +123,10 @@ def test_a_plain_group_does_not_call_the_routers_full_pick(monkeypatch: pytest.M
     router = _router([("a", 1, 1), ("b", 1, 1)])
     picker = Picker(router)
 
-    async def refuse(**kwargs: Any) -> Any:
+    async def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the full Router pick ran")
 
-    monkeypatch.setattr(router, "async_get_available_deployment", refuse)
+    monkeypatch.setattr(router, "select", refuse)
     assert not picker.delegates("g")
     assert set(_picks(picker, 50)) == {"a", "b"}
 
@@ -139,11 +139,10 @@ def test_the_draw_is_simple_shuffles_for_the_same_random_state(weights: list[int
     from litellm.router_strategy.simple_shuffle import simple_shuffle
 
     router = _router([(f"d{i}", w, 1) for i, w in enumerate(weights)])
-    entries = [e for e in router.model_list if e["litellm_params"]["order"] == 1]
+    entries = [e for e in litellm_internals.router_entries(router) if e["litellm_params"]["order"] == 1]
     cumulative = cumulative_weights(entries)
     random.seed(7)
-    theirs = [simple_shuffle(llm_router_instance=router, healthy_deployments=entries, model="g")["model_info"]["id"]
-              for _ in range(3000)]
+    theirs = [simple_shuffle(lambda name: None, entries, "g", None)["model_info"]["id"] for _ in range(3000)]
     random.seed(7)
     ours = [draw(entries, cumulative)["model_info"]["id"] for _ in range(3000)]
     same = sum(a == b for a, b in zip(theirs, ours, strict=True))

@@ -33,13 +33,13 @@ def pool_and_settings() -> tuple[Any, Settings]:
 
 def router_view(snapshot: Snapshot) -> dict[str, Any]:
     router = snapshot.router
+    registry, settings = router.registry(), router.settings()
     return {
-        "model_list": [(e["model_name"], e["litellm_params"], e["model_info"]) for e in router.model_list],
-        "model_names": router.model_names,
-        "fallbacks": router.fallbacks,
-        "context_window_fallbacks": router.context_window_fallbacks,
-        "index": router.model_id_to_deployment_index_map,
-        "by_name": router.model_name_to_deployment_indices,
+        "model_list": [(e["model_name"], e["litellm_params"], e["model_info"]) for e in registry.all()],
+        "model_names": registry.names(kind="groups"),
+        "fallbacks": settings.fallbacks,
+        "context_window_fallbacks": settings.context_window_fallbacks,
+        "by_name": registry.index("model_name"),
         "entries": dict(snapshot.entries),
         "orders": dict(snapshot.orders),
         "delegated": sorted(g for g in snapshot.pool.groups if snapshot.picker.delegates(g)),
@@ -50,7 +50,7 @@ def test_a_paced_build_equals_a_build_in_one_go() -> None:
     pool, settings = pool_and_settings()
     whole = build_snapshot(pool, settings)
     paced = asyncio.run(build_snapshot_paced(pool, settings, pause=Pacer()))
-    assert len(whole.router.model_list) > 50
+    assert len(whole.router.registry().all()) > 50
     assert router_view(paced) == router_view(whole)
     assert paced.picker.delegates("local") and not paced.picker.delegates("auto")
 
@@ -77,24 +77,11 @@ def test_a_paced_build_lets_other_tasks_run_between_slices() -> None:
         task = asyncio.create_task(ticker())
         snapshot = await build_snapshot_paced(pool, settings, pause=pause)
         task.cancel()
-        assert pauses == len(snapshot.router.model_list)
+        assert pauses == len(snapshot.router.registry().all())
         return ticks, pauses
 
     ticks, pauses = asyncio.run(run())
     assert ticks > 10, "the build never let the event loop run anything else"
-
-
-def test_litellm_still_counts_tokens_after_its_tokenizer_is_released() -> None:
-    """`load_router_library` drops the tokenizer LiteLLM loads at import; it comes back on use."""
-    import litellm
-    from litellm.litellm_core_utils import token_counter
-
-    from turnout.routing.snapshot import _release_default_tokenizer
-
-    _release_default_tokenizer()  # idempotent; the gateway's lifespan has usually run it already
-    assert type(token_counter.default_encoding).__name__ == "_DeferredEncoding"
-    assert litellm.token_counter(text="hello world, hello tokens") == 5
-    assert token_counter.default_encoding.encode("hello world") == [15339, 1917]
 
 
 @pytest.mark.parametrize("busy", [True, False])

@@ -87,7 +87,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                               api_key=api_key or ("sandbox" if settings.use_sandbox else None), passive=passive,
                               budget=budget, observer=RefreshMetrics(metrics), busy=lambda: metrics.active > 0)
         engine = Engine(settings=settings, wire=OpenAIWire(session, connect_s=settings.timeouts.connect_s),
-                        budget=budget, observer=PassiveFeedback(passive, then=MetricsObserver(metrics)))
+                        budget=budget, holder=holder, observer=PassiveFeedback(passive, then=MetricsObserver(metrics)))
         metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine)
         app.state.turnout = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
                                         manager=manager, extras={"metrics": metrics})

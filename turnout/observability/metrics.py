@@ -35,6 +35,7 @@ from turnout.observability.usage import Cost, usage_tokens
 from turnout.pool.model import Deployment, Pool
 from turnout.pool.refresh import RefreshObserver
 from turnout.routing.engine import AttemptObserver, AttemptRecord
+from turnout.upstream import litellm_internals
 
 if TYPE_CHECKING:
     from turnout.pool.refresh import PoolManager
@@ -60,14 +61,13 @@ def cooling_down(snapshot: Snapshot, now: float | None = None) -> dict[str, floa
     owner = {eid: dep_id for dep_id, eids in snapshot.entries.items() for eid in eids}
     if not owner:
         return {}
-    active = snapshot.router.cooldown_cache.get_active_cooldowns(model_ids=list(owner), parent_otel_span=None)
+    ends = litellm_internals.cooldown_ends(litellm_internals.active_cooldowns(snapshot.router, list(owner)))
     now = time.time() if now is None else now
     left: dict[str, float] = {}
-    for eid, value in active:
+    for eid, end in ends.items():
         dep_id = owner.get(eid)
         if dep_id is not None:
-            remaining = float(value["timestamp"]) + float(value["cooldown_time"]) - now
-            left[dep_id] = max(left.get(dep_id, 0.0), remaining)
+            left[dep_id] = max(left.get(dep_id, 0.0), end - now)
     return {k: v for k, v in left.items() if v > 0}
 
 

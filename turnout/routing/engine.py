@@ -22,8 +22,9 @@ from turnout.pool.model import Deployment
 from turnout.routing.cooldowns import CooldownPolicy
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.request import ChatRequest
-from turnout.routing.snapshot import Snapshot
+from turnout.routing.snapshot import Snapshot, SnapshotHolder
 from turnout.upstream import litellm_call as translate
+from turnout.upstream import litellm_internals
 from turnout.upstream.failures import AttemptError
 from turnout.upstream.openai_wire import OpenAIWire
 
@@ -91,9 +92,11 @@ class Engine:
         settings: Settings,
         wire: OpenAIWire,
         budget: FreeTierBudget,
+        holder: SnapshotHolder,
         observer: AttemptObserver | None = None,
     ) -> None:
         self._settings = settings
+        self._holder = holder
         self._wire = wire
         self._budget = budget
         self._cooldowns = CooldownPolicy(settings.retries)
@@ -277,11 +280,8 @@ class Engine:
         targets = [dep]
         if self._cooldowns.shares_credential(error):
             targets = [d for d in snapshot.pool.deployments.values() if d.credential == dep.credential]
+        self._holder.bench([t.id for t in targets], seconds=seconds, reason=error, status=error.status or 500)
         for target in targets:
-            for eid in snapshot.entries.get(target.id, ()):
-                snapshot.router.cooldown_cache.add_deployment_to_cooldown(
-                    model_id=eid, original_exception=error, exception_status=error.status or 500, cooldown_time=seconds
-                )
             self._observer.on_cooldown(target, seconds, error.kind)
 
     def _record(
@@ -347,10 +347,9 @@ class Engine:
         ids = [eid for m in snapshot.pool.groups[group].members for eid in snapshot.entries.get(m.deployment_id, ())]
         if not ids:
             return None
-        active = snapshot.router.cooldown_cache.get_active_cooldowns(model_ids=ids, parent_otel_span=None)
         now = time.time()
-        remaining = [v["timestamp"] + v["cooldown_time"] - now for _, v in active]
-        return min(remaining) if remaining else None
+        ends = litellm_internals.cooldown_ends(litellm_internals.active_cooldowns(snapshot.router, ids))
+        return min(ends.values()) - now if ends else None
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -1,11 +1,11 @@
 """The Router's pick without the Router's per-request passes over every deployment.
 
-`Router.async_get_available_deployment` re-derives a group's candidates on every call (about
+The Router's full selection (`Router.select`) re-derives a group's candidates on every call (about
 ten passes over the whole model list, and a cooldown read for every deployment in the
 Router). For the plain case — the `simple-shuffle` strategy, no rpm/tpm limits — the
 candidates of a (group, order) never change within a snapshot, so `Picker` lists the
 Router's own deployment dicts once. Per request it drops the excluded ones, draws with
-LiteLLM's `simple_shuffle` (the Router's weights) and asks the Router's `cooldown_cache`
+LiteLLM's `simple_shuffle` (the Router's weights) and asks the Router's cooldown store
 about the drawn entry; only when that one is cooling does it read the cooldowns of the
 rest of the group and draw again among the healthy ones. Drawing, rejecting a cooling
 entry and drawing among the rest gives the same distribution as drawing among the healthy
@@ -17,22 +17,22 @@ out once per snapshot: `simple_shuffle` itself rebuilds its weight list and form
 argument on every call, which made a pick cost grow with the group's size.
 
 Everything else (rpm/tpm accounting, other strategies, health-check routing, pre-call
-checks) goes to the Router's full `async_get_available_deployment`.
+checks) goes to the Router's full selection.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 from bisect import bisect
 from collections.abc import Collection, Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from litellm import Router
+from turnout.upstream import litellm_internals
 
-log = logging.getLogger("turnout.picker")
+if TYPE_CHECKING:
+    from litellm import Router  # type: ignore[attr-defined]
+
 _Candidates = tuple[tuple[str, str, dict[str, Any]], ...]  # (deployment id, entry id, the Router's dict)
 
 
@@ -46,14 +46,11 @@ class Picker:
         self._cumulative: dict[tuple[str, int], list[float] | None] = {}
         self._delegated: set[str] = set()
         self._entry_ids: dict[tuple[str, str], list[str]] = {}  # (group, deployment id) -> Router ids
-        plain = (
-            router.routing_strategy == "simple-shuffle"
-            and not router.enable_pre_call_checks
-            and not getattr(router, "enable_health_check_routing", False)
-            and not getattr(router, "enable_tag_filtering", False)
-        )
+        settings = litellm_internals.routing_settings(router)
+        plain = (settings.strategy == "simple-shuffle" and not settings.pre_call_checks
+                 and not settings.health_check_routing and not settings.tag_filtering)
         grouped: dict[tuple[str, int], list[tuple[str, str, dict[str, Any]]]] = {}
-        for entry in router.model_list:
+        for entry in litellm_internals.router_entries(router):
             group = entry["model_name"]
             params = entry.get("litellm_params") or {}
             info = entry.get("model_info") or {}
@@ -87,14 +84,13 @@ class Picker:
             cumulative = self._cumulative.get((group, order))
         if not entries:
             return None
-        cache = self._router.cooldown_cache
+        router = self._router
         chosen = draw(entries, cumulative)
         chosen_id = chosen["model_info"]["id"]
-        if not await cache.async_get_active_cooldowns(model_ids=[chosen_id], parent_otel_span=None):
+        if not litellm_internals.active_cooldowns(router, [chosen_id]):
             return chosen
         rest = [c for c in candidates if c[1] != chosen_id]
-        cooling = {eid for eid, _ in await cache.async_get_active_cooldowns(
-            model_ids=[c[1] for c in rest], parent_otel_span=None)}
+        cooling = {eid for eid, _ in litellm_internals.active_cooldowns(router, [c[1] for c in rest])}
         healthy = [c[2] for c in rest if c[1] not in cooling]
         if not healthy:
             return None
@@ -102,14 +98,7 @@ class Picker:
 
     async def _router_pick(self, group: str, order: int, exclude: Collection[str]) -> dict[str, Any] | None:
         excluded = [eid for dep_id in exclude for eid in self._entry_ids.get((group, dep_id), ())]
-        try:
-            chosen = await self._router.async_get_available_deployment(
-                model=group, request_kwargs={"_excluded_deployment_ids": excluded, "_target_order": order},
-            )
-        except Exception as exc:  # the Router signals "nothing available" with several exception types
-            log.debug("router has no deployment for %s order %s: %s", group, order, type(exc).__name__)
-            return None
-        return chosen or None
+        return await litellm_internals.full_pick(self._router, group, order=order, excluded=excluded)
 
 
 def cumulative_weights(entries: Sequence[dict[str, Any]]) -> list[float] | None:

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -27,9 +27,10 @@ from turnout.config import Settings
 from turnout.errors import ModelNotFound
 from turnout.pool.model import OPENROUTER_CREDENTIAL, Deployment, Pool
 from turnout.routing.picker import Picker
+from turnout.upstream import litellm_internals
 
 if TYPE_CHECKING:
-    from litellm import Router
+    from litellm import Router  # type: ignore[attr-defined]
 
 log = logging.getLogger("turnout.snapshot")
 
@@ -103,7 +104,12 @@ class Snapshot:
 
 
 class SnapshotHolder:
-    """Holds the current snapshot; `publish` is the only writer."""
+    """Holds the current snapshot; `publish` is the only writer.
+
+    Cooldowns are written through the holder (`bench`), into the current snapshot's Router, so
+    a deployment benched by a request that started on an older snapshot stays benched; on
+    publish the active cooldowns move to the new Router (entry ids are stable across rebuilds).
+    """
 
     def __init__(self) -> None:
         self._current: Snapshot | None = None
@@ -114,16 +120,36 @@ class SnapshotHolder:
 
     def publish(self, snapshot: Snapshot) -> None:
         old = self._current
-        if old is not None:
-            snapshot.router.cooldown_cache = old.router.cooldown_cache
+        if old is not None and old.router is not snapshot.router:
+            _carry_cooldowns(old, snapshot)
         self._current = snapshot
         if old is not None and old.router is not snapshot.router:
-            old.router.discard()
+            litellm_internals.retire(old.router)
+
+    def bench(self, deployment_ids: Iterable[str], *, seconds: float, reason: Exception, status: int) -> None:
+        snapshot = self._current
+        if snapshot is None:
+            return
+        entries = [eid for dep_id in deployment_ids for eid in snapshot.entries.get(dep_id, ())]
+        litellm_internals.bench(snapshot.router, entries, seconds=seconds, reason=reason, status=status)
 
     def close(self) -> None:
         if self._current is not None:
-            self._current.router.discard()
+            litellm_internals.retire(self._current.router)
             self._current = None
+
+
+def _carry_cooldowns(old: Snapshot, new: Snapshot) -> None:
+    ids = [eid for eids in old.entries.values() for eid in eids]
+    if not ids:
+        return
+    now = time.time()
+    for entry_id, value in litellm_internals.active_cooldowns(old.router, ids):
+        left = float(value["timestamp"]) + float(value["cooldown_time"]) - now
+        if left > 0:
+            status = int(value["status_code"]) if str(value.get("status_code", "")).isdigit() else 500
+            litellm_internals.bench(new.router, [entry_id], seconds=left,
+                                    reason=Exception(str(value.get("exception_received", ""))), status=status)
 
 
 def resolve_credentials(pool: Pool, settings: Settings) -> dict[str, str | None]:
@@ -162,63 +188,30 @@ def load_router_library() -> None:
         return
     import litellm  # noqa: F401
 
-    _release_default_tokenizer()
     gc.collect()
     gc.freeze()
 
 
-class _DeferredEncoding:
-    """tiktoken's `cl100k_base`, loaded (from LiteLLM's bundled copy) when first used."""
-
-    def __getattr__(self, name: str) -> Any:
-        import tiktoken
-
-        return getattr(tiktoken.get_encoding("cl100k_base"), name)
-
-
-def _release_default_tokenizer() -> None:
-    """LiteLLM loads tiktoken's `cl100k_base` at import for its token counter: ~30 MB resident
-    (a Python rank table and tiktoken's own copy), a seventh of the process. Turnout never
-    counts tokens through LiteLLM on the OpenAI-wire path, so the import's copy is dropped
-    and LiteLLM's references point at a stand-in that loads it again on first use."""
-    from litellm.litellm_core_utils import default_encoding, token_counter
-    from tiktoken import registry
-
-    if getattr(default_encoding, "encoding", None) is None or not hasattr(token_counter, "default_encoding"):
-        return  # another LiteLLM layout: leave it alone
-    deferred = _DeferredEncoding()
-    default_encoding.encoding = deferred  # type: ignore[assignment]
-    token_counter.default_encoding = deferred
-    registry.ENCODINGS.pop("cl100k_base", None)
-
-
 def build_snapshot(pool: Pool, settings: Settings) -> Snapshot:
     """Build the Router for `pool` in one go. Synchronous and CPU-bound: call it in a thread."""
-    import litellm
-
     plan = _RouterPlan.of(pool, settings)
-    router = litellm.Router(model_list=plan.model_list, **plan.router_args)
-    return plan.snapshot(router)
+    return plan.snapshot(litellm_internals.new_router(model_list=plan.model_list, args=plan.router_args))
 
 
 async def build_snapshot_paced(pool: Pool, settings: Settings, *, pause: Callable[[], Awaitable[None]]) -> Snapshot:
     """The same snapshot, its Router filled one deployment at a time on the event loop.
 
-    A 300-deployment Router is ~75 ms of CPU that holds the GIL; built in a thread it stalls
-    the event loop in 5 ms slices. Here `Router.add_deployment` (what `set_model_list` does
-    per entry) runs for one deployment at a time, and `pause` lets requests through between
-    slices. Invalid deployments are skipped, as `ignore_invalid_deployments` does.
+    A 300-deployment Router is ~0.7 s of CPU that holds the GIL (LiteLLM 1.110 registers each
+    deployment's pricing as it goes); built in one go it would stall the event loop. Here one
+    deployment is upserted at a time (what the Router's constructor does per entry), and `pause`
+    lets requests through between them. Invalid deployments are skipped, as
+    `ignore_invalid_deployments` does.
     """
-    import litellm
-    from litellm.types.router import Deployment, LiteLLM_Params, ModelInfo
-
     plan = _RouterPlan.of(pool, settings)
-    router = litellm.Router(model_list=[], **plan.router_args)
+    router = litellm_internals.new_router(model_list=[], args=plan.router_args)
     for entry in plan.model_list:
         try:
-            router.add_deployment(Deployment(model_name=entry["model_name"],
-                                             litellm_params=LiteLLM_Params(**entry["litellm_params"]),
-                                             model_info=ModelInfo(**entry["model_info"])))
+            litellm_internals.add_deployment(router, entry)
         except Exception as exc:  # LiteLLM refuses a deployment with several exception types
             log.warning("Router refused deployment %s: %s", entry["model_info"]["id"], type(exc).__name__)
         await pause()

@@ -1,0 +1,131 @@
+"""One test per reach into LiteLLM (turnout/upstream/litellm_internals.py), named after it.
+
+When a LiteLLM upgrade moves or changes one of these, the test of the same name fails and
+says which reach broke, instead of the gateway failing somewhere downstream. Warnings are
+errors in this suite, so a reach that starts going through a deprecated member fails too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from turnout.upstream import litellm_internals
+
+
+def _router(**args: Any) -> Any:
+    entries = [{"model_name": "g", "litellm_params": {"model": f"openai/m{i}", "api_base": "http://127.0.0.1:9/v1",
+                                                      "weight": i + 1, "order": 1 + i % 2},
+                "model_info": {"id": f"d{i}@g", "deployment": f"d{i}"}} for i in range(3)]
+    return litellm_internals.new_router(model_list=entries, args={"routing_strategy": "simple-shuffle",
+                                                                  "num_retries": 0, **args})
+
+
+def test_new_router() -> None:
+    router = _router(cooldown_time=7, allowed_fails=2, fallbacks=[{"g": ["h"]}])
+    settings = router.settings()
+    assert settings.cooldown_time == 7 and settings.allowed_fails == 2
+    assert settings.fallbacks == [{"g": ["h"]}]
+
+
+def test_router_entries() -> None:
+    entries = litellm_internals.router_entries(_router())
+    assert [e["model_info"]["id"] for e in entries] == ["d0@g", "d1@g", "d2@g"]
+    assert entries[1]["model_name"] == "g"
+    assert entries[1]["litellm_params"]["weight"] == 2 and entries[1]["litellm_params"]["order"] == 2
+    assert entries[1]["model_info"]["deployment"] == "d1"
+
+
+def test_add_deployment() -> None:
+    router = litellm_internals.new_router(model_list=[], args={"num_retries": 0})
+    litellm_internals.add_deployment(router, {"model_name": "g", "litellm_params": {"model": "openai/x", "weight": 3,
+                                                                                   "order": 2},
+                                              "model_info": {"id": "x@g", "deployment": "x"}})
+    [entry] = litellm_internals.router_entries(router)
+    assert entry["model_info"] == {**entry["model_info"], "id": "x@g", "deployment": "x"}
+    assert entry["litellm_params"]["weight"] == 3 and entry["litellm_params"]["order"] == 2
+    with pytest.raises(Exception):  # noqa: B017  # LiteLLM refuses with several exception types
+        litellm_internals.add_deployment(router, {"model_name": "g", "litellm_params": {"weight": 1},
+                                                  "model_info": {"id": "bad@g"}})
+
+
+def test_routing_settings() -> None:
+    assert litellm_internals.routing_settings(_router()) == litellm_internals.RoutingSettings(
+        strategy="simple-shuffle", pre_call_checks=False, health_check_routing=False, tag_filtering=False)
+    assert litellm_internals.routing_settings(_router(routing_strategy="least-busy")).strategy == "least-busy"
+    assert litellm_internals.routing_settings(_router(enable_pre_call_checks=True)).pre_call_checks
+
+
+def test_bench() -> None:
+    router = _router()
+    litellm_internals.bench(router, ["d0@g", "d2@g"], seconds=30, reason=RuntimeError("down"), status=503)
+    active = dict(litellm_internals.active_cooldowns(router, ["d0@g", "d1@g", "d2@g"]))
+    assert set(active) == {"d0@g", "d2@g"}
+    assert active["d0@g"]["cooldown_time"] == 30 and str(active["d0@g"]["status_code"]) == "503"
+
+
+def test_active_cooldowns() -> None:
+    router = _router()
+    assert litellm_internals.active_cooldowns(router, ["d0@g"]) == []
+    litellm_internals.bench(router, ["d1@g"], seconds=0.2, reason=RuntimeError("x"), status=429)
+    assert [eid for eid, _ in litellm_internals.active_cooldowns(router, ["d0@g", "d1@g"])] == ["d1@g"]
+
+
+def test_active_cooldowns_async() -> None:
+    router = _router()
+    litellm_internals.bench(router, ["d2@g"], seconds=30, reason=RuntimeError("x"), status=500)
+    found = asyncio.run(litellm_internals.active_cooldowns_async(router, ["d1@g", "d2@g"]))
+    assert [eid for eid, _ in found] == ["d2@g"]
+
+
+def test_cooldown_ends() -> None:
+    router = _router()
+    before = time.time()
+    litellm_internals.bench(router, ["d0@g"], seconds=40, reason=RuntimeError("x"), status=500)
+    ends = litellm_internals.cooldown_ends(litellm_internals.active_cooldowns(router, ["d0@g"]))
+    assert before + 39 < ends["d0@g"] < time.time() + 41
+
+
+def test_full_pick() -> None:
+    router = _router()
+
+    async def run() -> tuple[Any, Any, Any]:
+        order1 = await litellm_internals.full_pick(router, "g", order=1, excluded=[])
+        excluded = await litellm_internals.full_pick(router, "g", order=1, excluded=["d0@g", "d2@g"])
+        missing = await litellm_internals.full_pick(router, "nope", order=1, excluded=[])
+        return order1, excluded, missing
+
+    order1, excluded, missing = asyncio.run(run())
+    assert order1["model_info"]["id"] in {"d0@g", "d2@g"}  # order 1 holds d0 and d2
+    assert excluded is None and missing is None
+
+
+def test_retire() -> None:
+    router = _router()
+    litellm_internals.retire(router)  # must not raise; a retired Router serves no request
+
+
+def test_litellm_import_loads_no_tokenizer() -> None:
+    """LiteLLM 1.102 loaded cl100k_base (~30 MB) at import and Turnout released it by hand; 1.110 loads it
+    on first use. If an upgrade loads it at import again, idle memory grows by that much: this fails."""
+    import subprocess
+    import sys
+
+    code = "import litellm, tiktoken.registry as r; print('cl100k_base' in r.ENCODINGS)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": ""}).stdout
+    assert out.strip() == "False"
+    import litellm
+
+    assert litellm.token_counter(text="hello world, hello tokens") == 5  # and counting still works
+
+
+def test_per_call_kwargs() -> None:
+    kwargs = litellm_internals.per_call_kwargs()
+    # the routing and credential kwargs a client must never set are among them
+    assert {"api_base", "api_key", "custom_llm_provider", "mock_response", "api_version",
+            "provider_specific_header"} <= kwargs
+    assert len(kwargs) > 100
