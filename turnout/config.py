@@ -70,8 +70,8 @@ class AliasSpec(_Section):
     """A routable alias: a filter over the pool, a ranking, a size per tier and fallbacks."""
 
     description: str = ""
-    tiers: list[Tier] = Field(default_factory=lambda: ["free", "paid"], min_length=1)
-    size: dict[Tier, int] = Field(default_factory=lambda: {"free": 8, "paid": 4})
+    tiers: list[Tier] = Field(default_factory=lambda: list[Tier](["free", "paid"]), min_length=1)
+    size: dict[Tier, int] = Field(default_factory=lambda: dict[Tier, int]({"free": 8, "paid": 4}))
     require_tools: bool = True
     require_vision: bool = False
     require_json: bool = False

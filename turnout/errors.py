@@ -10,10 +10,18 @@
     ├── UnsupportedMediaType  415     body is not JSON
     ├── ClientClosedRequest   499     the client went away (nobody reads the answer)
     ├── NotReady              503     no routable pool yet
-    └── UpstreamFailed        4xx/5xx every deployment in the chain failed; carries the last cause
+    └── UpstreamFailed        4xx/5xx the upstream side failed the request
+        └── AllAttemptsFailed         every attempt in the chain failed: carries each of them
+                                      (`attempts`), its status and Retry-After
+
+Kinds of upstream failure and what each means live in one table, `turnout.upstream.failures`;
+the final error's status and code come from there. The edge (`turnout.api.error_shapes`)
+turns these into the API's error body and headers; nothing else does.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class GatewayError(Exception):
@@ -97,6 +105,43 @@ class NotReady(GatewayError):
 
 
 class UpstreamFailed(GatewayError):
-    """Every attempt failed; status and type follow the cause clients can act on."""
+    """The upstream side failed the request; status and type follow the cause clients can act on."""
 
     type = "upstream_error"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One upstream attempt of one request: where it went and how it ended (`outcome` is `ok`
+    or a failure kind of `turnout.upstream.failures`)."""
+
+    deployment_id: str
+    model: str
+    group: str
+    tier: str
+    outcome: str
+    status: int | None
+    latency_s: float
+    message: str = ""
+
+
+class AllAttemptsFailed(UpstreamFailed):
+    """Every attempt the request made failed; `attempts` holds each one, in order."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: tuple[AttemptRecord, ...],
+        status: int,
+        code: str,
+        retry_after: float | None = None,
+        param: str | None = None,
+        type_: str | None = None,
+    ) -> None:
+        headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
+        super().__init__(message, param=param, code=code, status=status, headers=headers)
+        self.attempts = attempts
+        self.retry_after = retry_after
+        if type_ is not None:
+            self.type = type_

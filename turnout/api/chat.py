@@ -136,7 +136,7 @@ async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_li
         out.append(_DONE)
         log_line.finished(outcome, status=200, usage=usage)
     except AttemptError as error:
-        engine.report_stream_failure(snapshot, outcome, error)
+        engine.report_stream_failure(chat, snapshot, outcome, error)
         out += (_error_frame(f"The upstream stream failed after it started: {error.message}",
                              type_="upstream_error", code=error.kind, request_id=log_line.request_id), _DONE)
         log_line.finished(outcome, status=200, usage=usage, stream_error=error.kind)

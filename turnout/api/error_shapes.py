@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from turnout.encoding import dumps
-from turnout.errors import GatewayError
+from turnout.errors import AllAttemptsFailed, GatewayError
 
 log = logging.getLogger("turnout.api")
 INTERNAL_ERROR = GatewayError("The gateway hit an internal error; it has been logged.", code="internal_error")
@@ -41,6 +41,8 @@ def error_headers(exc: GatewayError, request_id: str | None) -> dict[str, str]:
     headers = dict(exc.headers)
     if request_id:
         headers["X-Request-ID"] = request_id
+    if isinstance(exc, AllAttemptsFailed):
+        headers["X-Turnout-Attempts"] = str(len(exc.attempts))
     return headers
 
 

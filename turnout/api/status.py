@@ -24,16 +24,12 @@ from turnout.api.deps import AppState, State
 from turnout.api.scrape import metrics_of
 from turnout.observability.activity import Minute
 from turnout.observability.metrics import cooling_down
+from turnout.upstream.failures import FAILURES
 
 router = APIRouter()
 REFRESH_S = 15
 # Outcome colours, in stacking order (ok at the bottom of each bar).
-OUTCOME_COLOURS = (
-    ("ok", "#1f9d55"), ("rate_limited", "#e0a100"), ("daily_quota", "#f97316"), ("server_error", "#d33a2c"),
-    ("timeout", "#8b5cf6"), ("connection_error", "#db2777"), ("stream_broken", "#a16207"),
-    ("context_overflow", "#0d9488"), ("bad_request", "#64748b"), ("unsupported", "#94a3b8"),
-    ("auth", "#7f1d1d"), ("payment", "#be123c"), ("content_filter", "#0ea5e9"),
-)
+OUTCOME_COLOURS = (("ok", "#1f9d55"), *((kind, failure.colour) for kind, failure in FAILURES.items()))
 _COLOUR = dict(OUTCOME_COLOURS)
 
 
@@ -97,11 +93,11 @@ def gather(state: AppState, *, version: str) -> StatusView:
     budget = state.budget
     budget_view = {"available": budget.available(now), "minute": budget.remaining_minute(now),
                    "day": budget.remaining_day(), "exhausted_until": budget.exhausted_until}
-    common = {"now": now, "version": version, "gated": state.manager.gated(), "refresh": state.manager.status(),
-              "budget": budget_view, "minutes": minutes}
+    common = functools.partial(StatusView, now=now, version=version, gated=state.manager.gated(),
+                               refresh=state.manager.status(), budget=budget_view, minutes=minutes)
     if snapshot is None:
-        return StatusView(state="not ready", reason="no pool has been built yet", source="none", built_at=None,
-                          aliases=(), tiers={}, answered={}, **common)
+        return common(state="not ready", reason="no pool has been built yet", source="none", built_at=None,
+                      aliases=(), tiers={}, answered={})
     pool = snapshot.pool
     cooling = cooling_down(snapshot, now)
     aliases = []
@@ -129,8 +125,8 @@ def gather(state: AppState, *, version: str) -> StatusView:
     routable = any(g.members for g in pool.groups.values())
     condition = "not ready" if not routable else ("degraded" if pool.degraded_reason else "ready")
     reason = pool.degraded_reason or (None if routable else "the pool has no deployments")
-    return StatusView(state=condition, reason=reason, source=pool.source, built_at=pool.built_at,
-                      aliases=tuple(aliases), tiers=tiers, answered=answered, **common)
+    return common(state=condition, reason=reason, source=pool.source, built_at=pool.built_at,
+                  aliases=tuple(aliases), tiers=tiers, answered=answered)
 
 
 # -- rendering ---------------------------------------------------------------------------
@@ -230,7 +226,7 @@ def _chart_panel(view: StatusView) -> str:
              f'<text class="axis" x="{left - 4}" y="{height - bottom}" text-anchor="end">0</text>']
     for index, minute in enumerate(minutes):
         x = left + index * slot + slot * 0.15
-        y = height - bottom
+        y: float = height - bottom
         by_outcome: dict[str, int] = {}
         for (_, outcome), count in minute.attempts.items():
             by_outcome[outcome] = by_outcome.get(outcome, 0) + count

@@ -30,11 +30,12 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from turnout.errors import AttemptRecord
 from turnout.observability.activity import RecentActivity
 from turnout.observability.usage import Cost, usage_tokens
 from turnout.pool.model import Deployment, Pool
 from turnout.pool.refresh import RefreshObserver
-from turnout.routing.engine import AttemptObserver, AttemptRecord
+from turnout.routing.engine import AttemptObserver
 from turnout.upstream import litellm_internals
 
 if TYPE_CHECKING:

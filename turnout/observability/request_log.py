@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from turnout.config import Settings
 from turnout.encoding import dumps
-from turnout.errors import GatewayError
+from turnout.errors import AllAttemptsFailed, AttemptRecord, GatewayError
 from turnout.observability.metrics import RequestMeter
 from turnout.observability.usage import Cost, usage_cost, usage_tokens
 from turnout.routing.engine import Outcome
@@ -45,8 +46,7 @@ class RequestLog:
             deployment=outcome.deployment.id,
             tier=outcome.deployment.tier,
             fallback=outcome.fallback,
-            attempts=[{"model": a.model, "outcome": a.outcome, "status": a.status,
-                       "latency_ms": round(a.latency_s * 1000, 1)} for a in outcome.attempts],
+            attempts=_attempts(outcome.attempts),
             prompt_tokens=prompt if usage else None,
             completion_tokens=completion_tokens if usage else None,
             reasoning_tokens=reasoning or None,
@@ -61,7 +61,8 @@ class RequestLog:
     def failed(self, exc: BaseException) -> None:
         status = exc.status if isinstance(exc, GatewayError) else 500
         code = exc.code if isinstance(exc, GatewayError) else type(exc).__name__
-        self._emit(status=status, error=code)
+        attempts = exc.attempts if isinstance(exc, AllAttemptsFailed) else ()
+        self._emit(status=status, error=code, attempts=_attempts(attempts) or None)
 
     def _emit(self, **fields: Any) -> None:
         if not log.isEnabledFor(logging.INFO):
@@ -70,3 +71,8 @@ class RequestLog:
                   "stream": self._stream, "latency_ms": round((time.monotonic() - self._started) * 1000, 1)}
         record.update({k: v for k, v in fields.items() if v is not None})
         log.info(dumps(record).decode())
+
+
+def _attempts(attempts: Iterable[AttemptRecord]) -> list[dict[str, Any]]:
+    return [{"model": a.model, "outcome": a.outcome, "status": a.status, "latency_ms": round(a.latency_s * 1000, 1)}
+            for a in attempts]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from turnout.config import Settings
-from turnout.errors import GatewayError, InvalidRequest, UpstreamFailed
+from turnout.errors import AllAttemptsFailed, AttemptRecord, GatewayError, InvalidRequest, UpstreamFailed
 from turnout.pool.model import Deployment
 from turnout.routing.cooldowns import CooldownPolicy
 from turnout.routing.free_tier import FreeTierBudget
@@ -29,18 +29,6 @@ from turnout.upstream.failures import AttemptError
 from turnout.upstream.openai_wire import OpenAIWire
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    deployment_id: str
-    model: str
-    group: str
-    tier: str
-    outcome: str
-    status: int | None
-    latency_s: float
-    message: str = ""
 
 
 @dataclass(slots=True)
@@ -68,8 +56,8 @@ class _Walk:
     retried: set[str] = field(default_factory=set)
     unfit: set[str] = field(default_factory=set)
     last_error: AttemptError | None = None
-    context_overflow: bool = False
-    content_refused: bool = False
+    next_groups: str = ""  # after a group gave up: "context" / "policy" fallbacks first
+    token: str = field(default_factory=lambda: f"{random.getrandbits(64):016x}")  # distinct requests, for strikes
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -150,11 +138,13 @@ class Engine:
 
         return await self._run(request, snapshot, call)
 
-    def report_stream_failure(self, snapshot: Snapshot, outcome: Outcome[Any], error: AttemptError) -> None:
+    def report_stream_failure(self, request: ChatRequest, snapshot: Snapshot, outcome: Outcome[Any],
+                              error: AttemptError) -> None:
         """A stream broke after bytes reached the client: count it and bench as usual."""
         self._record(outcome.deployment, outcome.group, error.kind, error.status, 0.0, error.message,
                      outcome.attempts)
-        self._bench(snapshot, outcome.deployment, error, time.monotonic())
+        walk = _Walk(request=request, snapshot=snapshot, deadline=time.monotonic())
+        self._bench(walk, outcome.deployment, error, time.monotonic())
 
     # -- the walk -----------------------------------------------------------------------
 
@@ -182,10 +172,9 @@ class Engine:
                 return Outcome(value=value, deployment=dep, group=group, requested_group=start_group,
                                attempts=walk.attempts)
             spec = snapshot.pool.groups[group]
-            nexts = list(spec.context_window_fallbacks) if walk.context_overflow else []
-            if walk.content_refused:
-                nexts = list(spec.content_policy_fallbacks)
-            walk.context_overflow = walk.content_refused = False
+            nexts = {"context": list(spec.context_window_fallbacks),
+                     "policy": list(spec.content_policy_fallbacks)}.get(walk.next_groups, [])
+            walk.next_groups = ""
             nexts += list(spec.fallbacks)
             budget = self._settings.retries.max_fallbacks - (len(visited) - 1)
             queue.extend(g for g in nexts if g not in visited and g not in queue)
@@ -218,18 +207,15 @@ class Engine:
                     value = await call(dep, body, max(0.05, walk.remaining()))
                 except AttemptError as error:
                     self._after_failure(walk, dep, group, error, started)
-                    if error.kind == "context_overflow":
-                        walk.context_overflow = True
-                        return None
-                    if error.kind == "content_filter":
-                        walk.content_refused = True
+                    if error.failure.walk in ("context", "policy"):
+                        walk.next_groups = error.failure.walk
                         return None
                     continue
                 if _filtered(value) and snapshot.pool.groups[group].content_policy_fallbacks:
                     # The answer was withheld by a content filter and the group names where to try instead.
                     self._record(dep, group, "content_filter", 200, time.monotonic() - started, "", walk.attempts)
                     walk.last_error = AttemptError("content_filter", f"{dep.model}: answer withheld by a content filter")
-                    walk.content_refused = True
+                    walk.next_groups = "policy"
                     return None
                 self._record(dep, group, "ok", 200, time.monotonic() - started, "", walk.attempts)
                 self._cooldowns.record_success(dep.id)
@@ -264,25 +250,28 @@ class Engine:
         if dep.id in walk.tried:
             walk.retried.add(dep.id)
         walk.tried.add(dep.id)
+        walk_rule = error.failure.walk
         has_policy_fallback = bool(walk.snapshot.pool.groups[group].content_policy_fallbacks)
-        if error.kind == "bad_request" or (error.kind == "content_filter" and not has_policy_fallback):
-            raise UpstreamFailed(
-                _client_message(error), status=error.status or 400, code=error.kind,
-            )
+        if walk_rule == "client" or (walk_rule == "policy" and not has_policy_fallback):
+            raise self._final_error(walk, group)
         if error.kind == "daily_quota" and error.reset_at is not None:
             self._budget.exhaust(error.reset_at)
-        self._bench(walk.snapshot, dep, error, started)
+        if error.failure.bench == "credential" and dep.credential is not None:
+            # the same credential fails the same way for this request: do not spend attempts on it
+            walk.unfit |= {d.id for d in walk.snapshot.pool.deployments.values() if d.credential == dep.credential}
+        self._bench(walk, dep, error, started)
 
-    def _bench(self, snapshot: Snapshot, dep: Deployment, error: AttemptError, started: float) -> None:
-        seconds = self._cooldowns.cooldown_for(dep.id, error, started_at=started)
-        if not seconds:
+    def _bench(self, walk: _Walk, dep: Deployment, error: AttemptError, started: float) -> None:
+        bench = self._cooldowns.after_failure(dep.id, error, started_at=started, credential=dep.credential,
+                                              request_id=walk.token)
+        if bench is None:
             return
         targets = [dep]
-        if self._cooldowns.shares_credential(error):
-            targets = [d for d in snapshot.pool.deployments.values() if d.credential == dep.credential]
-        self._holder.bench([t.id for t in targets], seconds=seconds, reason=error, status=error.status or 500)
+        if bench.credential_wide:
+            targets = [d for d in walk.snapshot.pool.deployments.values() if d.credential == dep.credential]
+        self._holder.bench([t.id for t in targets], seconds=bench.seconds, reason=error, status=error.status or 500)
         for target in targets:
-            self._observer.on_cooldown(target, seconds, error.kind)
+            self._observer.on_cooldown(target, bench.seconds, error.kind)
 
     def _record(
         self, dep: Deployment, group: str, outcome: str, status: int | None, latency: float, message: str,
@@ -294,25 +283,36 @@ class Engine:
         self._observer.on_attempt(record)
 
     def _final_error(self, walk: _Walk, start_group: str) -> GatewayError:
+        """The request's final failure: every attempt, with status and code from the failure table."""
         error = walk.last_error
         if error is None:
             return self._nothing_available(walk, start_group)
-        message = _client_message(error)
+        failure = error.failure
+        attempts = tuple(walk.attempts)
+        tried = f" ({len(attempts)} attempt{'s' if len(attempts) != 1 else ''}; last: {error.message})"
+        if failure.walk == "client":
+            return AllAttemptsFailed(f"The upstream refused the request: {error.message}", attempts=attempts,
+                                     status=error.status or failure.status, code=failure.code,
+                                     type_="invalid_request_error")
         if error.kind == "context_overflow":
-            return InvalidRequest(message, param="messages", code="context_length_exceeded")
+            return AllAttemptsFailed(f"The prompt does not fit any deployment's context window{tried}.",
+                                     attempts=attempts, status=failure.status, code=failure.code, param="messages",
+                                     type_="invalid_request_error")
         if error.kind == "content_filter":
-            return InvalidRequest(f"Every answer was withheld by a content filter. {message}", code="content_filter")
-        if error.kind in {"rate_limited", "daily_quota"}:
-            retry = max(1, round(error.retry_after or self._min_cooldown(walk, start_group) or 1))
-            return UpstreamFailed(f"All deployments for '{start_group}' are rate limited. {message}",
-                                  status=429, code="rate_limited", headers={"Retry-After": str(retry)})
+            return AllAttemptsFailed(f"Every answer was withheld by a content filter{tried}.", attempts=attempts,
+                                     status=failure.status, code=failure.code, type_="invalid_request_error")
+        if failure.status == 429:
+            retry = error.retry_after or self._min_cooldown(walk, start_group) or 1.0
+            return AllAttemptsFailed(f"All deployments for '{start_group}' are rate limited{tried}.",
+                                     attempts=attempts, status=429, code="rate_limited", retry_after=retry)
         if error.kind == "timeout":
-            return UpstreamFailed(f"No deployment answered in time. {message}", status=504, code="upstream_timeout")
-        if error.kind in {"auth", "payment"}:
-            return UpstreamFailed(f"The upstream refused the gateway's credentials. {message}", status=502,
-                                  code=f"upstream_{error.kind}")
-        return UpstreamFailed(f"Every deployment for '{start_group}' failed. {message}", status=502,
-                              code="upstream_error")
+            return AllAttemptsFailed(f"No deployment answered in time{tried}.", attempts=attempts,
+                                     status=failure.status, code=failure.code)
+        if failure.bench == "credential":
+            return AllAttemptsFailed(f"The upstream refused the gateway's credentials{tried}.", attempts=attempts,
+                                     status=failure.status, code=failure.code)
+        return AllAttemptsFailed(f"Every deployment for '{start_group}' failed{tried}.", attempts=attempts,
+                                 status=failure.status, code=failure.code)
 
     def _nothing_available(self, walk: _Walk, start_group: str) -> GatewayError:
         request = walk.request
@@ -389,8 +389,7 @@ def _filtered(value: Any) -> bool:
     if not isinstance(value, dict):
         return False
     choices = value.get("choices")
-    return bool(choices) and isinstance(choices[0], dict) and choices[0].get("finish_reason") == "content_filter"
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return False
+    return choices[0].get("finish_reason") == "content_filter"
 
-
-def _client_message(error: AttemptError) -> str:
-    return error.message

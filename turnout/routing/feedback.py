@@ -1,22 +1,16 @@
-"""Our own traffic as health evidence: every attempt feeds the passive stats the next ranking reads."""
+"""Our own traffic as health evidence: every attempt feeds the passive stats the next ranking reads.
+
+What an outcome counts as comes from the failure table (`FAILURES[kind].passive`); a failure
+that says something about the request rather than the deployment counts as nothing.
+"""
 
 from __future__ import annotations
 
+from turnout.errors import AttemptRecord
 from turnout.pool.model import Deployment
 from turnout.pool.provider_health import PassiveStats
-from turnout.routing.engine import AttemptObserver, AttemptRecord
-
-# Outcomes that say something about the deployment (not about the request).
-_PASSIVE_OUTCOME = {
-    "ok": "success",
-    "rate_limited": "rate_limited",
-    "server_error": "error",
-    "timeout": "error",
-    "connection_error": "error",
-    "stream_broken": "error",
-    "auth": "error",
-    "payment": "error",
-}
+from turnout.routing.engine import AttemptObserver
+from turnout.upstream.failures import FAILURES
 
 
 class PassiveFeedback(AttemptObserver):
@@ -25,9 +19,12 @@ class PassiveFeedback(AttemptObserver):
         self._then = then or AttemptObserver()
 
     def on_attempt(self, record: AttemptRecord) -> None:
-        outcome = _PASSIVE_OUTCOME.get(record.outcome)
-        if outcome is not None:
-            self._stats.record(record.deployment_id, outcome, latency_s=record.latency_s)
+        if record.outcome == "ok":
+            self._stats.record(record.deployment_id, "success", latency_s=record.latency_s)
+        else:
+            failure = FAILURES.get(record.outcome)  # type: ignore[call-overload]
+            if failure is not None and failure.passive is not None:
+                self._stats.record(record.deployment_id, failure.passive, latency_s=record.latency_s)
         self._then.on_attempt(record)
 
     def on_cooldown(self, deployment: Deployment, seconds: float, kind: str) -> None:

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 
 from turnout.config import FreeTierSettings
 
 
 class FreeTierBudget:
-    def __init__(self, settings: FreeTierSettings) -> None:
+    """`clock` gives epoch seconds (the day window is OpenRouter's UTC day)."""
+
+    def __init__(self, settings: FreeTierSettings, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._per_minute = settings.requests_per_minute
         self._per_day = settings.requests_per_day
         self._headroom = settings.headroom
         self._recent: deque[float] = deque()
         self._day_count = 0
-        self._day = self._day_of(time.time())
+        self._day = self._day_of(clock())
         self.exhausted_until: float | None = None
 
     def learn_limits(self, *, per_day: int | None = None, per_minute: int | None = None) -> None:
@@ -43,7 +47,7 @@ class FreeTierBudget:
             self.exhausted_until = None
 
     def available(self, now: float | None = None) -> bool:
-        now = time.time() if now is None else now
+        now = self._clock() if now is None else now
         self._roll(now)
         if self.exhausted_until is not None:
             return False
@@ -52,7 +56,7 @@ class FreeTierBudget:
         return not (self._per_day is not None and self._day_count >= max(0, self._per_day - self._headroom))
 
     def record(self, now: float | None = None) -> None:
-        now = time.time() if now is None else now
+        now = self._clock() if now is None else now
         self._roll(now)
         self._recent.append(now)
         self._day_count += 1
@@ -62,7 +66,7 @@ class FreeTierBudget:
 
     def retry_after(self, now: float | None = None) -> float:
         """Seconds until the budget admits a free request again (0 when it does now)."""
-        now = time.time() if now is None else now
+        now = self._clock() if now is None else now
         if self.available(now):
             return 0.0
         if self.exhausted_until is not None:
@@ -72,7 +76,7 @@ class FreeTierBudget:
         return max(0.0, self._recent[0] + 60.0 - now) if self._recent else 1.0
 
     def remaining_minute(self, now: float | None = None) -> int:
-        now = time.time() if now is None else now
+        now = self._clock() if now is None else now
         self._roll(now)
         return max(0, self._per_minute - len(self._recent))
 

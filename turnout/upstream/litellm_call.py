@@ -12,29 +12,28 @@ from turnout.upstream.failures import AttemptError, Kind, parse_retry_after
 from turnout.upstream.openai_wire import Frame
 
 
-def _kind_for(exc: Exception) -> Kind:
-    import litellm
+def _exception_kinds() -> tuple[tuple[type[BaseException], Kind], ...]:
+    """LiteLLM's exceptions -> failure kinds, most specific first (the first match wins)."""
+    from litellm import exceptions as x
 
-    if isinstance(exc, litellm.ContextWindowExceededError):
-        return "context_overflow"
-    if isinstance(exc, litellm.ContentPolicyViolationError):
-        return "content_filter"
-    if isinstance(exc, litellm.RateLimitError):
-        return "rate_limited"
-    if isinstance(exc, litellm.Timeout):
-        return "timeout"
-    if isinstance(exc, litellm.AuthenticationError):
-        return "auth"
-    if isinstance(exc, litellm.NotFoundError):
-        return "unsupported"
-    if isinstance(exc, litellm.BadRequestError):
-        return "bad_request"
-    if isinstance(exc, litellm.APIConnectionError):
-        return "connection_error"
-    status = getattr(exc, "status_code", None)
-    if status == 402:
-        return "payment"
-    return "server_error"
+    return (
+        (x.ContextWindowExceededError, "context_overflow"),
+        (x.ContentPolicyViolationError, "content_filter"),
+        (x.RateLimitError, "rate_limited"),
+        (x.Timeout, "timeout"),
+        (x.AuthenticationError, "auth"),
+        (x.PermissionDeniedError, "auth"),
+        (x.NotFoundError, "unsupported"),
+        (x.BadRequestError, "bad_request"),
+        (x.APIConnectionError, "connection_error"),
+    )
+
+
+def _kind_for(exc: Exception) -> Kind:
+    for exc_type, kind in _exception_kinds():
+        if isinstance(exc, exc_type):
+            return kind
+    return "payment" if getattr(exc, "status_code", None) == 402 else "server_error"
 
 
 def to_attempt_error(exc: Exception, *, model: str) -> AttemptError:
@@ -59,7 +58,8 @@ async def complete(*, params: Mapping[str, Any], body: Mapping[str, Any], timeou
         response = await litellm.acompletion(**_call_args(params, body, timeout_s, stream=False))
     except Exception as exc:  # LiteLLM's exception tree is wide; every branch is classified
         raise to_attempt_error(exc, model=model) from None
-    return json.loads(response.model_dump_json(exclude_none=False))
+    answer: dict[str, Any] = json.loads(response.model_dump_json(exclude_none=False))
+    return answer
 
 
 async def stream(*, params: Mapping[str, Any], body: Mapping[str, Any], timeout_s: float, model: str) -> TranslatedStream:
@@ -76,6 +76,7 @@ class TranslatedStream:
     def __init__(self, chunks: AsyncIterator[Any], *, model: str) -> None:
         self._chunks = chunks
         self._model = model
+        self._closing: Any = None
         self.done = False
 
     async def next(self, timeout_s: float) -> Frame | None:

@@ -48,7 +48,8 @@ class RoutingSettings:
 def new_router(*, model_list: list[dict[str, Any]], args: Mapping[str, Any]) -> Router:
     import litellm
 
-    return litellm.Router(model_list=model_list, **args)  # type: ignore[attr-defined]
+    router: Router = litellm.Router(model_list=model_list, **args)  # type: ignore[attr-defined]
+    return router
 
 
 def add_deployment(router: Router, entry: Mapping[str, Any]) -> None:
@@ -84,15 +85,12 @@ def bench(router: Router, entry_ids: Iterable[str], *, seconds: float, reason: E
 
 
 def active_cooldowns(router: Router, entry_ids: Sequence[str]) -> list[CooldownEntry]:
-    found: list[CooldownEntry] = router.health().cooldowns.get_active_cooldowns(model_ids=entry_ids,
-                                                                                parent_otel_span=None)
-    return found
+    return list(router.health().cooldowns.get_active_cooldowns(model_ids=entry_ids, parent_otel_span=None))
 
 
 async def active_cooldowns_async(router: Router, entry_ids: Sequence[str]) -> list[CooldownEntry]:
-    found: list[CooldownEntry] = await router.health().cooldowns.async_get_active_cooldowns(
-        model_ids=entry_ids, parent_otel_span=None)
-    return found
+    found = await router.health().cooldowns.async_get_active_cooldowns(model_ids=entry_ids, parent_otel_span=None)
+    return list(found)
 
 
 def cooldown_ends(entries: Iterable[CooldownEntry]) -> dict[str, float]:

@@ -229,8 +229,8 @@ class WireStream:
     def close(self) -> None:
         self._disarm()
         self._resp.close()
-        if self._on_close is not None:
-            self._on_close, on_close = None, self._on_close
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
             on_close()
 
 
