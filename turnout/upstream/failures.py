@@ -12,6 +12,9 @@ Kinds (also the `outcome` label in metrics):
     unsupported       this model cannot serve this request (e.g. no tool support): try another
     auth              401/403 from the upstream: the gateway's credential is bad
     payment           402: no credits behind the gateway's credential
+    content_filter    a moderation or content-policy refusal (403, or a 400 naming the policy)
+    prefill_unsupported  400 refusing a request that ends with the assistant's message: continue
+                      a broken stream on this deployment without prefill, or elsewhere
 """
 
 from __future__ import annotations
@@ -23,16 +26,20 @@ from typing import Any, Literal
 
 Kind = Literal[
     "rate_limited", "daily_quota", "server_error", "timeout", "connection_error", "stream_broken",
-    "context_overflow", "bad_request", "unsupported", "auth", "payment", "content_filter",
+    "context_overflow", "bad_request", "unsupported", "auth", "payment", "content_filter", "prefill_unsupported",
 ]
 
 RETRYABLE: frozenset[str] = frozenset(
     {"rate_limited", "daily_quota", "server_error", "timeout", "connection_error", "stream_broken",
-     "unsupported", "auth", "payment"}
+     "unsupported", "auth", "payment", "prefill_unsupported"}
 )
 
 _CONTEXT_MARKERS = ("context length", "context_length", "context window", "maximum context", "too many tokens",
                     "prompt is too long", "reduce the length")
+# Anthropic: "does not support assistant message prefill"; Mistral: "... (or Assistant with prefix True)".
+_PREFILL_MARKERS = ("prefill", "assistant with prefix")
+_POLICY_MARKERS = ("content management policy", "content_policy", "content policy", "safety system",
+                   "content_filter")
 
 
 class AttemptError(Exception):
@@ -103,6 +110,10 @@ def classify_error(
         return AttemptError("rate_limited", text, status=429, retry_after=retry_after)
     if any(marker in lowered or marker in raw for marker in _CONTEXT_MARKERS):
         return AttemptError("context_overflow", text, status=400)
+    if effective == 400 and (code == "invalid_prefill" or any(m in lowered or m in raw for m in _PREFILL_MARKERS)):
+        return AttemptError("prefill_unsupported", text, status=400)
+    if effective == 400 and any(marker in lowered or marker in raw for marker in _POLICY_MARKERS):
+        return AttemptError("content_filter", text, status=400)
     if effective in (401, 403):
         if "moderation" in lowered or "flagged" in lowered:
             return AttemptError("content_filter", text, status=403)
