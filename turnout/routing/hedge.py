@@ -69,9 +69,11 @@ async def race(first: HedgedCall[T], *, delay_s: float, events: HedgeEvents[T]) 
     hedged = False
     try:
         while True:
-            running = [c.task for c in calls if not c.task.done()]
-            timeout = None if hedged else max(0.0, first.started + delay_s - time.monotonic())
-            done, _ = await asyncio.wait(running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done = {c.task for c in calls if c.task.done()}
+            if not done:
+                timeout = None if hedged else max(0.0, first.started + delay_s - time.monotonic())
+                done, _ = await asyncio.wait([c.task for c in calls], timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
             if not done:
                 hedged = True
                 extra = await events.start_next()

@@ -20,9 +20,9 @@ def retry_after_wait(
     """Seconds to wait before retrying the same deployment, or None to fail over now.
 
     `waited`: this deployment was already waited for in this request (once is enough);
-    `remaining_s`: what is left of the request's deadline.
+    `remaining_s`: what is left of the request's deadline; `cap_s` 0 never waits.
     """
-    if kind != "rate_limited" or retry_after is None or waited or has_peer:
+    if kind != "rate_limited" or retry_after is None or waited or has_peer or cap_s <= 0:
         return None
     if retry_after > cap_s:
         return None
