@@ -33,6 +33,7 @@ OUTCOME_COLOURS = (
     ("timeout", "#8b5cf6"), ("connection_error", "#db2777"), ("stream_broken", "#a16207"),
     ("context_overflow", "#0d9488"), ("bad_request", "#64748b"), ("unsupported", "#94a3b8"),
     ("auth", "#7f1d1d"), ("payment", "#be123c"), ("content_filter", "#0ea5e9"),
+    ("prefill_unsupported", "#6366f1"), ("cancelled", "#cbd5e1"),
 )
 _COLOUR = dict(OUTCOME_COLOURS)
 
