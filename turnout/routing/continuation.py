@@ -220,6 +220,7 @@ class ResumingStream:
         self._memory = memory
         self._hold_tools = settings.hold_tool_calls
         self._delivered = Delivered()
+        self._keep = self._delivered.frames.append
         self._seam: Seam | None = None  # None on the first leg: frames pass untouched
         self._held: list[Frame] = []
         self._queue: deque[Frame] = deque()
@@ -231,6 +232,7 @@ class ResumingStream:
         self.legs = [StreamLeg(model=opened.deployment.model, deployment=opened.deployment.id, mode="first")]
         self._start_leg(opened)
         self._admit(opened.first)
+        self._plain = False  # until the first frame is read
 
     # -- what the chat handler calls ------------------------------------------------------
 
@@ -238,25 +240,34 @@ class ResumingStream:
         return bool(self._queue) or (not self._ended and self._ready())
 
     async def next(self, timeout_s: float) -> Frame | None:
-        if self._queue:
-            return self._queue.popleft()
-        while not self._ended:
+        if self._plain:  # the first leg, nothing held or queued: one append per frame
             try:
                 frame: Frame | None = await self._source.next(timeout_s)
             except AttemptError as error:
                 await self._broken(error)
+                return await self._next(timeout_s)
+            if frame is not None and b'"tool_calls"' not in frame.raw:
+                self._keep(frame.raw)
+                return frame
+            if frame is None:
+                self._end()
             else:
-                if frame is None:
-                    self._end()
-                elif self._seam is None and not self._held and not (
-                        self._hold_tools and b'"tool_calls"' in frame.raw):
-                    self._delivered.frames.append(frame.raw)  # the plain path: one append per frame
-                    return frame
-                else:
-                    self._admit(frame)
-            if self._queue:
-                return self._queue.popleft()
-        return None
+                self._admit(frame)
+        return await self._next(timeout_s)
+
+    async def _next(self, timeout_s: float) -> Frame | None:
+        while not self._queue and not self._ended:
+            try:
+                frame = await self._source.next(timeout_s)
+            except AttemptError as error:
+                await self._broken(error)
+                continue
+            if frame is None:
+                self._end()
+            else:
+                self._admit(frame)
+        self._plain = self._seam is None and not self._held and len(self._queue) <= 1 and not self._ended
+        return self._queue.popleft() if self._queue else None
 
     def trailer(self) -> bytes:
         """An SSE comment naming every leg, sent before `[DONE]` when more than one model answered."""

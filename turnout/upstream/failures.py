@@ -36,8 +36,9 @@ RETRYABLE: frozenset[str] = frozenset(
 
 _CONTEXT_MARKERS = ("context length", "context_length", "context window", "maximum context", "too many tokens",
                     "prompt is too long", "reduce the length")
-# Anthropic: "does not support assistant message prefill"; Mistral: "... (or Assistant with prefix True)".
-_PREFILL_MARKERS = ("prefill", "assistant with prefix")
+# Anthropic: "does not support assistant message prefill. The conversation must end with a user
+# message."; Mistral: "Expected last role User or Tool (or Assistant with prefix True)".
+_PREFILL_MARKERS = ("prefill", "assistant with prefix", "must end with a user message")
 _POLICY_MARKERS = ("content management policy", "content_policy", "content policy", "safety system",
                    "content_filter")
 
