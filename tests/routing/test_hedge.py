@@ -84,7 +84,7 @@ async def test_a_failure_before_the_delay_is_the_walks_to_handle() -> None:
 @pytest.mark.asyncio
 async def test_a_call_failing_while_the_hedge_runs_is_reported_and_the_hedge_goes_on() -> None:
     events = Events(hedge=answer(0.1, "hedge"))
-    call, value = await race(first(fail(0.06)), delay_s=0.05, events=events)
+    _call, value = await race(first(fail(0.06)), delay_s=0.05, events=events)
     assert value == "hedge"
     assert events.failed_ == ["first"] and events.cancelled_ == []
 
@@ -101,7 +101,7 @@ async def test_when_both_fail_the_last_failure_is_raised() -> None:
 @pytest.mark.asyncio
 async def test_without_a_candidate_the_first_call_is_awaited() -> None:
     events = Events(hedge=None)
-    call, value = await race(first(answer(0.1, "first")), delay_s=0.02, events=events)
+    _call, value = await race(first(answer(0.1, "first")), delay_s=0.02, events=events)
     assert value == "first"
 
 
@@ -109,7 +109,7 @@ async def test_without_a_candidate_the_first_call_is_awaited() -> None:
 async def test_a_tie_keeps_one_answer_and_discards_the_other() -> None:
     # Both have answered by the time the race looks again: the first in line is kept.
     events = Events(hedge=answer(0.0, "hedge"), slow_start_s=0.1)
-    call, value = await race(first(answer(0.06, "first")), delay_s=0.05, events=events)
+    _call, value = await race(first(answer(0.06, "first")), delay_s=0.05, events=events)
     assert value == "first"
     assert events.discarded == ["hedge"] and events.cancelled_ == ["hedge"]
 
