@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import CHAIN_BACKUP as B
 from tests.conftest import CHAIN_PRIMARY as A
 from turnout.sandbox import FaultPlan, ModelFaults
+from turnout.sandbox.chat import scripted_answer
 
 HELLO = [{"role": "user", "content": "hello"}]
 
@@ -136,13 +137,47 @@ def test_stream_failing_before_first_byte_fails_over_transparently(
     assert not any('"error"' in line for line in lines)
 
 
-@pytest.mark.parametrize("faults", [ModelFaults(stream_cut_after=2), ModelFaults(stream_error_after=2),
-                                    ModelFaults(malformed_after=2), ModelFaults(no_done=True),
-                                    ModelFaults(stream_stall_after=2)])
-def test_stream_broken_after_bytes_ends_with_one_error_frame(
+BROKEN_AFTER_BYTES = [ModelFaults(stream_cut_after=2), ModelFaults(stream_error_after=2),
+                      ModelFaults(malformed_after=2), ModelFaults(stream_stall_after=2)]
+
+
+@pytest.mark.parametrize("faults", BROKEN_AFTER_BYTES)
+def test_stream_broken_after_bytes_is_continued_by_the_fallback(
     chain: Callable[..., Any], sandbox: Any, faults: ModelFaults
 ) -> None:
     gw = chain(timeouts={"stream_idle_s": 0.5})
+    sandbox.server.set_plan(FaultPlan(answer_words=12, models={A: faults}))
+    started = time.monotonic()
+    resp, lines = stream_lines(gw)
+    assert time.monotonic() - started < 3
+    assert resp.headers["x-turnout-model"] == "primary"  # the headers name the first leg
+    assert lines[-1] == "data: [DONE]"
+    assert not any('"error"' in line for line in lines)
+    chunks = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+    assert text == scripted_answer(HELLO, 12)
+    assert {c["id"] for c in chunks} == {chunks[0]["id"]}
+    assert [c.outcome for c in sandbox.server.calls_for(B)] == ["ok"]
+    assert sandbox.server.calls_for(B)[0].body["messages"][-1]["role"] == "assistant"
+
+
+def test_finished_stream_without_done_is_a_success(chain: Callable[..., Any], sandbox: Any) -> None:
+    gw = chain()
+    plan(sandbox, A=ModelFaults(no_done=True))
+    resp, lines = stream_lines(gw)
+    assert lines[-1] == "data: [DONE]"
+    assert not any('"error"' in line for line in lines)
+    chunks = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+    assert text == f"Hello from {A}. You said: hello"
+    assert sandbox.server.calls_for(B) == []
+
+
+@pytest.mark.parametrize("faults", BROKEN_AFTER_BYTES)
+def test_stream_broken_after_bytes_without_resumes_ends_with_one_error_frame(
+    chain: Callable[..., Any], sandbox: Any, faults: ModelFaults
+) -> None:
+    gw = chain(timeouts={"stream_idle_s": 0.5}, streams={"max_resumes": 0})
     plan(sandbox, A=faults)
     started = time.monotonic()
     resp, lines = stream_lines(gw)

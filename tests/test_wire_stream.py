@@ -128,3 +128,45 @@ def test_an_upstream_that_ends_without_done_breaks_the_stream() -> None:
         assert "without [DONE]" in caught.value.message
 
     _run([(0, _frames(PLAIN))], check)
+
+
+def test_a_malformed_event_is_skipped_and_counted() -> None:
+    garbled = b'{"id":"c","choices":[{"index":0,"delta":{"cont'
+
+    async def check(stream: WireStream) -> None:
+        first = await stream.next(2)
+        second = await stream.next(2)
+        assert first is not None and second is not None and second.raw == PLAIN
+        assert stream.malformed == 1
+        assert await stream.next(2) is None
+
+    _run([(0, _frames(PLAIN, garbled, PLAIN, b"[DONE]"))], check)
+
+
+def test_a_frame_cut_like_json_is_never_forwarded_unparsed() -> None:
+    # Compact enough to pass the byte checks, but not a whole object: parsed, found bad, skipped.
+    cut = b'{"id":"c","choices":[{"index":0,"delta":{"content":"h'
+
+    async def check(stream: WireStream) -> None:
+        assert await stream.next(2) is None
+        assert stream.malformed == 1
+
+    _run([(0, _frames(cut, b"[DONE]"))], check)
+
+
+@pytest.mark.parametrize(("status", "message", "raw", "kind"), [
+    (400, "Provider returned error",
+     '{"type":"error","error":{"type":"invalid_request_error","message":"This model does not support assistant '
+     'message prefill. The conversation must end with a user message."}}', "prefill_unsupported"),
+    (400, "Expected last role User or Tool (or Assistant with prefix True) for serving but got assistant", "",
+     "prefill_unsupported"),
+    (400, "Provider returned error", '{"error":{"message":"The response was filtered due to the prompt triggering '
+     'Azure OpenAI\'s content management policy.","code":"content_filter"}}', "content_filter"),
+    (400, "Invalid value for 'temperature'", "", "bad_request"),
+    (403, "Input flagged by moderation", "", "content_filter"),
+])
+def test_refusals_are_classified(status: int, message: str, raw: str, kind: str) -> None:
+    from turnout.upstream.failures import classify_error
+
+    payload = {"error": {"code": status, "message": message, "metadata": {"raw": raw}}}
+    assert classify_error(status=status, payload=payload, model="m").kind == kind

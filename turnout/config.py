@@ -45,7 +45,7 @@ class Timeouts(_Section):
     connect_s: float = Field(5.0, gt=0)
     first_byte_s: float = Field(60.0, gt=0)
     stream_first_token_s: float = Field(45.0, gt=0)
-    stream_idle_s: float = Field(60.0, gt=0)
+    stream_idle_s: float = Field(20.0, gt=0)
     request_deadline_s: float = Field(180.0, gt=0)
 
 
@@ -59,6 +59,16 @@ class Retries(_Section):
     cooldown_s: float = Field(30.0, ge=0)
     cooldown_min_s: float = Field(2.0, ge=0)
     allowed_fails: int = Field(2, ge=0)
+    retry_after_wait_max_s: float = Field(4.0, ge=0)
+
+
+class StreamSettings(_Section):
+    """Streams slow to start (hedging) and streams that break after they started (continuation)."""
+
+    max_resumes: int = Field(2, ge=0, le=10)
+    hedge_after_s: float | None = Field(8.0, gt=0)
+    no_prefill: list[str] = Field(default_factory=list)
+    hold_tool_calls: bool = True
 
 
 class RankWeight(_Section):
@@ -236,6 +246,7 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(20.0, ge=0)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     retries: Retries = Field(default_factory=Retries)
+    streams: StreamSettings = Field(default_factory=StreamSettings)
     pool: PoolSettings = Field(default_factory=PoolSettings)
     aliases: dict[str, AliasSpec] = Field(default_factory=default_aliases)
     deployments: list[StaticDeployment] = Field(default_factory=list)

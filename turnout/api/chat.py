@@ -109,8 +109,7 @@ async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Rep
 
 async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_line: RequestLog, reply: Reply,
                   watch: DisconnectWatch) -> None:
-    engine = state.engine
-    outcome = await engine.open_stream(chat, snapshot)
+    outcome = await state.engine.open_stream(chat, snapshot)
     source, frame = outcome.value
     # Frames that arrived together leave together: one write instead of one per frame.
     ready: Callable[[], bool] = getattr(source, "ready", _never)
@@ -133,13 +132,13 @@ async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_li
                 await reply.body(b"".join(out), more=True)
                 out.clear()
             frame = await source.next(idle_s)
-        out.append(_DONE)
-        log_line.finished(outcome, status=200, usage=usage)
-    except AttemptError as error:
-        engine.report_stream_failure(chat, snapshot, outcome, error)
+        out += (source.trailer(), _DONE)
+        log_line.finished(outcome, status=200, usage=usage, stream=source)
+    except AttemptError as error:  # the stream broke and could not be continued (already recorded)
         out += (_error_frame(f"The upstream stream failed after it started: {error.message}",
-                             type_="upstream_error", code=error.kind, request_id=log_line.request_id), _DONE)
-        log_line.finished(outcome, status=200, usage=usage, stream_error=error.kind)
+                             type_="upstream_error", code=error.kind, request_id=log_line.request_id),
+                source.trailer(), _DONE)
+        log_line.finished(outcome, status=200, usage=usage, stream_error=error.kind, stream=source)
     except asyncio.CancelledError:
         if watch.gone:
             log_line.finished(outcome, status=200, usage=usage, stream_error="client_closed")

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 OTHER = "other"
 DIRECT_MODEL = "model"
 TOKEN_KINDS = ("prompt", "completion", "reasoning")  # the order usage_tokens returns
+RESUME_OUTCOMES = ("prefill", "restart", "retry", "diverged", "failed", "exhausted", "ineligible")
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 _TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 _OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -149,6 +150,14 @@ class Metrics:
             _LATENCY_BUCKETS, "tier", "result")
         self.cooldowns = counter("turnout_cooldowns_total", "Deployments benched (cooldown entered).",
                                  "model", "tier", "reason")
+        self.stream_resumes = counter(
+            "turnout_stream_resumes_total",
+            "Streams that broke after they started: continued (prefill, restart, retry) or not (diverged, "
+            "failed, exhausted, ineligible).", "outcome")
+        for outcome in RESUME_OUTCOMES:
+            self.stream_resumes(outcome)
+        self.malformed_frames = counter("turnout_stream_malformed_frames_total",
+                                        "Stream events skipped because their JSON did not parse.", "model", "tier")
 
         # -- usage -------------------------------------------------------------------------
         self.tokens = counter("turnout_tokens_total",
@@ -219,7 +228,7 @@ class Metrics:
         self._groups_lower = {name.lower(): label for name, label in self._groups.items()}
         models = {d.model: d.tier for d in pool.deployments.values()}
         for gone in set(self._models) - set(models):
-            for family in (self.attempts, self.cooldowns, self.tokens, self.cost):
+            for family in (self.attempts, self.cooldowns, self.tokens, self.cost, self.malformed_frames):
                 family.forget("model", gone)
         self._models = models
         self._set_pool_gauges(pool)
@@ -345,6 +354,12 @@ class MetricsObserver(AttemptObserver):
 
     def on_cooldown(self, deployment: Deployment, seconds: float, kind: str) -> None:
         self._metrics.cooldown(deployment, kind)
+
+    def on_resume(self, outcome: str) -> None:
+        self._metrics.stream_resumes(outcome).inc()
+
+    def on_malformed(self, deployment: Deployment, count: int) -> None:
+        self._metrics.malformed_frames(self._metrics.model_label(deployment.model), deployment.tier).inc(count)
 
 
 class RefreshMetrics(RefreshObserver):

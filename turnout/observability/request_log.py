@@ -12,6 +12,7 @@ from turnout.encoding import dumps
 from turnout.errors import AllAttemptsFailed, AttemptRecord, GatewayError
 from turnout.observability.metrics import RequestMeter
 from turnout.observability.usage import Cost, usage_cost, usage_tokens
+from turnout.routing.continuation import ResumingStream
 from turnout.routing.engine import Outcome
 
 log = logging.getLogger("turnout.requests")
@@ -32,8 +33,11 @@ class RequestLog:
         self._messages = messages if settings.log_prompts else None
 
     def finished(self, outcome: Outcome[Any], *, status: int, usage: Any, stream_error: str | None = None,
-                 completion: Any = None) -> Cost | None:
-        """Meter and log the answer; returns its cost (None when the usage does not tell)."""
+                 completion: Any = None, stream: ResumingStream | None = None) -> Cost | None:
+        """Meter and log the answer; returns its cost (None when the usage does not tell).
+
+        A stream continued by other deployments logs every leg (model, how it joined, the
+        characters it delivered); `model` is the first leg's, as in the headers."""
         usage = usage if isinstance(usage, dict) else {}
         cost = usage_cost(usage, outcome.deployment)
         if self._meter is not None:
@@ -53,6 +57,8 @@ class RequestLog:
             cost_usd=None if cost is None else round(cost.usd, 10),
             cost_source=None if cost is None else cost.source,
             stream_error=stream_error,
+            legs=[leg.as_json() for leg in stream.legs] if stream is not None and len(stream.legs) > 1 else None,
+            unterminated=stream.unterminated if stream is not None else None,
             messages=self._messages,
             completion=completion if self._log_text else None,
         )

@@ -5,6 +5,11 @@ The LiteLLM Router picks every deployment (weights, tiers as `order`, cooldowns;
 engine decides what to exclude for this request (already tried, cannot serve it, free
 quota spent), runs the attempt on the lean or the translated path, and reports the
 outcome back into the Router's cooldowns.
+
+Streams add two things, each in its own module: a stream slow to its first token is
+hedged (`hedge.race`), and every stream is wrapped in a `continuation.ResumingStream`
+that continues a broken stream by walking the same request again (`_StreamWalk`).
+A short Retry-After from the only deployment of a tier is waited out (`retry_wait`).
 """
 
 from __future__ import annotations
@@ -19,14 +24,17 @@ from typing import Any, Generic, TypeVar
 from turnout.config import Settings
 from turnout.errors import AllAttemptsFailed, AttemptRecord, GatewayError, InvalidRequest, UpstreamFailed
 from turnout.pool.model import Deployment
+from turnout.routing.continuation import Opened, PrefillMemory, ResumingStream
 from turnout.routing.cooldowns import CooldownPolicy
 from turnout.routing.free_tier import FreeTierBudget
+from turnout.routing.hedge import CallFailed, HedgedCall, race
 from turnout.routing.request import ChatRequest
+from turnout.routing.retry_wait import retry_after_wait
 from turnout.routing.snapshot import Snapshot, SnapshotHolder
 from turnout.upstream import litellm_call as translate
 from turnout.upstream import litellm_internals
 from turnout.upstream.failures import AttemptError
-from turnout.upstream.openai_wire import OpenAIWire
+from turnout.upstream.openai_wire import Frame, OpenAIWire
 
 T = TypeVar("T")
 
@@ -38,10 +46,19 @@ class Outcome(Generic[T]):
     group: str
     requested_group: str
     attempts: list[AttemptRecord]
+    walk: _Walk | None = field(default=None, repr=False)
 
     @property
     def fallback(self) -> bool:
         return self.group != self.requested_group
+
+
+@dataclass(frozen=True, slots=True)
+class _Hedge:
+    """Hedging for this walk's attempts: the delay, and how to close an answer not kept."""
+
+    delay_s: float
+    discard: Callable[[Any], None]
 
 
 @dataclass(slots=True)
@@ -54,13 +71,22 @@ class _Walk:
     attempts: list[AttemptRecord] = field(default_factory=list)
     tried: set[str] = field(default_factory=set)
     retried: set[str] = field(default_factory=set)
+    silent: set[str] = field(default_factory=set)  # timed out without a word: never asked again
+    waited: set[str] = field(default_factory=set)  # a Retry-After was waited out for these
     unfit: set[str] = field(default_factory=set)
+    visited: list[str] = field(default_factory=list)
     last_error: AttemptError | None = None
     next_groups: str = ""  # after a group gave up: "context" / "policy" fallbacks first
     token: str = field(default_factory=lambda: f"{random.getrandbits(64):016x}")  # distinct requests, for strikes
+    hedge: _Hedge | None = None
+    # A continuation asks each deployment for its own request (prefill, or not).
+    request_for: Callable[[Deployment], ChatRequest] | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def request_of(self, dep: Deployment) -> ChatRequest:
+        return self.request if self.request_for is None else self.request_for(dep)
 
 
 class AttemptObserver:
@@ -70,6 +96,14 @@ class AttemptObserver:
         return None
 
     def on_cooldown(self, deployment: Deployment, seconds: float, kind: str) -> None:
+        return None
+
+    def on_resume(self, outcome: str) -> None:
+        """A broken stream was continued (`prefill`, `restart`, `retry`) or could not be."""
+        return None
+
+    def on_malformed(self, deployment: Deployment, count: int) -> None:
+        """`count` stream events from `deployment` were skipped: their JSON did not parse."""
         return None
 
 
@@ -90,6 +124,7 @@ class Engine:
         self._cooldowns = CooldownPolicy(settings.retries)
         self._observer = observer or AttemptObserver()
         self._rng = random.Random()
+        self._prefill = PrefillMemory(settings.streams.no_prefill)
 
     # -- public -------------------------------------------------------------------------
 
@@ -136,15 +171,25 @@ class Engine:
                 raise
             return source, first
 
-        return await self._run(request, snapshot, call)
-
-    def report_stream_failure(self, request: ChatRequest, snapshot: Snapshot, outcome: Outcome[Any],
-                              error: AttemptError) -> None:
-        """A stream broke after bytes reached the client: count it and bench as usual."""
-        self._record(outcome.deployment, outcome.group, error.kind, error.status, 0.0, error.message,
-                     outcome.attempts)
-        walk = _Walk(request=request, snapshot=snapshot, deadline=time.monotonic())
-        self._bench(walk, outcome.deployment, error, time.monotonic())
+        delay = self._settings.streams.hedge_after_s
+        hedge = _Hedge(delay_s=delay, discard=_close_opened) if delay is not None else None
+        outcome = await self._run(request, snapshot, call, hedge=hedge)
+        assert outcome.walk is not None
+        source, first = outcome.value
+        opened = Opened(deployment=outcome.deployment, group=outcome.group, source=source, first=first)
+        stream = ResumingStream(walk=_StreamWalk(self, outcome.walk, call), opened=opened, request=request,
+                                settings=self._settings.streams, memory=self._prefill)
+        try:
+            head = await stream.next(timeouts.stream_first_token_s)
+        except AttemptError as error:  # held tool-call frames, then a break nothing could continue
+            stream.close()
+            raise UpstreamFailed(f"The stream failed before it started: {error.message}", status=502,
+                                 code="upstream_error") from None
+        if head is None:
+            raise UpstreamFailed(f"{outcome.deployment.model}: the stream ended before any data", status=502,
+                                 code="upstream_error")
+        outcome.value = (stream, head)
+        return outcome
 
     # -- the walk -----------------------------------------------------------------------
 
@@ -153,14 +198,19 @@ class Engine:
         request: ChatRequest,
         snapshot: Snapshot,
         call: Callable[[Deployment, dict[str, Any], float], Awaitable[T]],
+        *,
+        hedge: _Hedge | None = None,
+        walk: _Walk | None = None,
     ) -> Outcome[T]:
+        """Walk the request's chain; a given `walk` (a stream's continuation) keeps what it tried."""
         start_group = snapshot.resolve(request.model)
-        walk = _Walk(request=request, snapshot=snapshot,
-                     deadline=time.monotonic() + self._settings.timeouts.request_deadline_s)
-        walk.unfit = snapshot.fitness.unfit(tools=request.needs_tools, vision=request.needs_vision,
-                                            prompt_tokens=request.prompt_tokens_estimate)
+        if walk is None:
+            walk = _Walk(request=request, snapshot=snapshot, hedge=hedge,
+                         deadline=time.monotonic() + self._settings.timeouts.request_deadline_s)
+            walk.unfit = snapshot.fitness.unfit(tools=request.needs_tools, vision=request.needs_vision,
+                                                prompt_tokens=request.prompt_tokens_estimate)
         queue = [start_group]
-        visited: list[str] = []
+        visited = walk.visited = []
         while queue:
             group = queue.pop(0)
             if group in visited or group not in snapshot.pool.groups:
@@ -168,9 +218,9 @@ class Engine:
             visited.append(group)
             result = await self._try_group(walk, group, call)
             if result is not None:
-                dep, value = result
-                return Outcome(value=value, deployment=dep, group=group, requested_group=start_group,
-                               attempts=walk.attempts)
+                dep, answered, value = result
+                return Outcome(value=value, deployment=dep, group=answered, requested_group=start_group,
+                               attempts=walk.attempts, walk=walk)
             spec = snapshot.pool.groups[group]
             nexts = {"context": list(spec.context_window_fallbacks),
                      "policy": list(spec.content_policy_fallbacks)}.get(walk.next_groups, [])
@@ -186,30 +236,30 @@ class Engine:
         walk: _Walk,
         group: str,
         call: Callable[[Deployment, dict[str, Any], float], Awaitable[T]],
-    ) -> tuple[Deployment, T] | None:
+    ) -> tuple[Deployment, str, T] | None:
         snapshot = walk.snapshot
         for order in snapshot.orders.get(group, ()):
             tries = 0
+            again: Deployment | None = None  # asked again after its Retry-After
             while tries < self._settings.retries.attempts_per_group:
                 if walk.remaining() <= 0.05:
                     return None
-                dep = await self._pick(walk, group, order)
+                dep = again or await self._pick(walk, group, order)
                 if dep is None:
                     break
                 tries += 1
-                if walk.attempts:
+                if walk.attempts and again is None:
                     await self._backoff(walk, len(walk.attempts))
-                body = self._upstream_body(walk.request, dep)
-                if dep.tier == "free":
-                    self._budget.record()
-                started = time.monotonic()
+                again = None
                 try:
-                    value = await call(dep, body, max(0.05, walk.remaining()))
-                except AttemptError as error:
-                    self._after_failure(walk, dep, group, error, started)
+                    dep, group, started, value = await self._attempt(walk, group, order, dep, call)
+                except CallFailed as failed:
+                    error = failed.error
+                    self._after_failure(walk, failed.deployment, failed.group, error, failed.started)
                     if error.failure.walk in ("context", "policy"):
                         walk.next_groups = error.failure.walk
                         return None
+                    again = await self._wait_out(walk, group, order, failed.deployment, error)
                     continue
                 if _filtered(value) and snapshot.pool.groups[group].content_policy_fallbacks:
                     # The answer was withheld by a content filter and the group names where to try instead.
@@ -219,15 +269,76 @@ class Engine:
                     return None
                 self._record(dep, group, "ok", 200, time.monotonic() - started, "", walk.attempts)
                 self._cooldowns.record_success(dep.id)
-                return dep, value
+                return dep, group, value
         return None
+
+    async def _attempt(
+        self, walk: _Walk, group: str, order: int, dep: Deployment,
+        call: Callable[[Deployment, dict[str, Any], float], Awaitable[T]],
+    ) -> tuple[Deployment, str, float, T]:
+        """One attempt, hedged when the walk hedges: (who answered, its group, when it started, the answer)."""
+        started = time.monotonic()
+        task = self._start(walk, dep, call)
+        if walk.hedge is None:
+            try:
+                return dep, group, started, await task
+            except AttemptError as error:
+                raise CallFailed(deployment=dep, group=group, started=started, error=error) from None
+        first = HedgedCall(deployment=dep, group=group, started=started, task=asyncio.ensure_future(task))
+        winner, value = await race(first, delay_s=walk.hedge.delay_s,
+                                   events=_HedgeEvents(self, walk, group=group, order=order, call=call,
+                                                       current=dep))
+        return winner.deployment, winner.group, winner.started, value
+
+    def _start(self, walk: _Walk, dep: Deployment,
+               call: Callable[[Deployment, dict[str, Any], float], Awaitable[T]]) -> Awaitable[T]:
+        body = self._upstream_body(walk.request_of(dep), dep)
+        if dep.tier == "free":
+            self._budget.record()
+        return call(dep, body, max(0.05, walk.remaining()))
+
+    async def _wait_out(self, walk: _Walk, group: str, order: int, dep: Deployment,
+                        error: AttemptError) -> Deployment | None:
+        """After a 429 with a short Retry-After and no peer in the tier: wait, and ask `dep` again."""
+        if error.kind != "rate_limited" or error.retry_after is None or dep.id in walk.waited:
+            return None
+        peer = await self._router_pick(walk.snapshot, group, order, self._excluded(walk) | walk.tried)
+        wait = retry_after_wait(kind=error.kind, retry_after=error.retry_after,
+                                cap_s=self._settings.retries.retry_after_wait_max_s, has_peer=peer is not None,
+                                remaining_s=walk.remaining(), waited=dep.id in walk.waited)
+        if wait is None:
+            return None
+        walk.waited.add(dep.id)
+        await asyncio.sleep(wait)
+        return dep
+
+    async def _next_candidate(self, walk: _Walk, group: str, order: int,
+                              exclude: set[str]) -> tuple[Deployment, str] | None:
+        """Who the walk would ask next: the rest of this group's tiers, then its fallbacks."""
+        snapshot = walk.snapshot
+        base = self._excluded(walk) | walk.tried | exclude
+        orders = snapshot.orders.get(group, ())
+        chain = [(group, o) for o in orders[orders.index(order):]] if order in orders else []
+        for fallback in snapshot.pool.groups[group].fallbacks:
+            if fallback not in walk.visited and fallback in snapshot.pool.groups:
+                chain += [(fallback, o) for o in snapshot.orders.get(fallback, ())]
+        for candidate_group, candidate_order in chain:
+            entry = await self._router_pick(snapshot, candidate_group, candidate_order, base)
+            if entry is not None:
+                return snapshot.deployment(entry), candidate_group
+        return None
+
+    def _excluded(self, walk: _Walk) -> set[str]:
+        """Deployments this request may not use at all: unfit, or free while the free quota is spent."""
+        return walk.unfit | walk.snapshot.fitness.free if not self._budget.available() else walk.unfit
 
     async def _pick(self, walk: _Walk, group: str, order: int) -> Deployment | None:
         """Ask the Router for a deployment; prefer untried ones, allow a retry of a tried one."""
         snapshot = walk.snapshot
-        base = walk.unfit | snapshot.fitness.free if not self._budget.available() else walk.unfit
-        # A tried deployment gets one more chance, only when nothing untried is left.
-        for exclude in (base | walk.tried, base | walk.retried):
+        base = self._excluded(walk)
+        # A tried deployment gets one more chance, only when nothing untried is left, and
+        # never one that timed out without a word (it would most likely do it again).
+        for exclude in (base | walk.tried, base | walk.retried | walk.silent):
             entry = await self._router_pick(snapshot, group, order, exclude)
             if entry is not None:
                 return snapshot.deployment(entry)
@@ -250,9 +361,11 @@ class Engine:
         if dep.id in walk.tried:
             walk.retried.add(dep.id)
         walk.tried.add(dep.id)
-        walk_rule = error.failure.walk
-        has_policy_fallback = bool(walk.snapshot.pool.groups[group].content_policy_fallbacks)
-        if walk_rule == "client" or (walk_rule == "policy" and not has_policy_fallback):
+        if error.kind == "timeout":
+            walk.silent.add(dep.id)
+        # A content-policy refusal is one provider's policy: the group's policy fallbacks and
+        # fallbacks may answer; when none does, the final error says it was refused.
+        if error.failure.walk == "client":
             raise self._final_error(walk, group)
         if error.kind == "daily_quota" and error.reset_at is not None:
             self._budget.exhaust(error.reset_at)
@@ -393,3 +506,74 @@ def _filtered(value: Any) -> bool:
         return False
     return choices[0].get("finish_reason") == "content_filter"
 
+
+def _close_opened(value: Any) -> None:
+    source, _ = value
+    source.close()
+
+
+class _HedgeEvents:
+    """`hedge.HedgeEvents` for one attempt of a walk."""
+
+    def __init__(self, engine: Engine, walk: _Walk, *, group: str, order: int,
+                 call: Callable[[Deployment, dict[str, Any], float], Awaitable[Any]], current: Deployment) -> None:
+        self._engine = engine
+        self._walk = walk
+        self._group = group
+        self._order = order
+        self._call = call
+        self._current = current
+
+    async def start_next(self) -> HedgedCall[Any] | None:
+        walk = self._walk
+        found = await self._engine._next_candidate(walk, self._group, self._order, {self._current.id})
+        if found is None:
+            return None
+        dep, group = found
+        walk.tried.add(dep.id)
+        task = asyncio.ensure_future(self._engine._start(walk, dep, self._call))
+        return HedgedCall(deployment=dep, group=group, started=time.monotonic(), task=task)
+
+    def failed(self, call: HedgedCall[Any], error: AttemptError) -> None:
+        self._engine._after_failure(self._walk, call.deployment, call.group, error, call.started)
+
+    def cancelled(self, call: HedgedCall[Any]) -> None:
+        self._engine._record(call.deployment, call.group, "cancelled", None, time.monotonic() - call.started,
+                             "hedged: another attempt answered first", self._walk.attempts)
+
+    def discard(self, value: Any) -> None:
+        assert self._walk.hedge is not None
+        self._walk.hedge.discard(value)
+
+
+class _StreamWalk:
+    """`continuation.StreamWalk`: a broken stream's continuation runs the same walk again."""
+
+    def __init__(self, engine: Engine, walk: _Walk,
+                 call: Callable[[Deployment, dict[str, Any], float], Awaitable[tuple[Any, Frame]]]) -> None:
+        self._engine = engine
+        self._walk = walk
+        self._call = call
+
+    async def resume(self, request_for: Callable[[Deployment], ChatRequest]) -> Opened:
+        walk = self._walk
+        walk.request_for = request_for
+        outcome = await self._engine._run(walk.request, walk.snapshot, self._call, walk=walk)
+        source, first = outcome.value
+        return Opened(deployment=outcome.deployment, group=outcome.group, source=source, first=first)
+
+    def broke(self, deployment: Deployment, group: str, error: AttemptError, latency_s: float) -> None:
+        walk, engine = self._walk, self._engine
+        engine._record(deployment, group, error.kind, error.status, latency_s, error.message, walk.attempts)
+        walk.tried.add(deployment.id)
+        walk.retried.add(deployment.id)  # a stream that broke is not asked to go on with itself
+        engine._bench(walk, deployment, error, time.monotonic() - latency_s)
+
+    def resumed(self, outcome: str) -> None:
+        self._engine._observer.on_resume(outcome)
+
+    def malformed(self, deployment: Deployment, count: int) -> None:
+        self._engine._observer.on_malformed(deployment, count)
+
+    def refused_prefill(self) -> set[str]:
+        return {a.deployment_id for a in self._walk.attempts if a.outcome == "prefill_unsupported"}

@@ -29,3 +29,9 @@ class PassiveFeedback(AttemptObserver):
 
     def on_cooldown(self, deployment: Deployment, seconds: float, kind: str) -> None:
         self._then.on_cooldown(deployment, seconds, kind)
+
+    def on_resume(self, outcome: str) -> None:
+        self._then.on_resume(outcome)
+
+    def on_malformed(self, deployment: Deployment, count: int) -> None:
+        self._then.on_malformed(deployment, count)

@@ -3,10 +3,17 @@
 `parse_chat` validates the wire body (never raising anything but
 `BadRequest`); `build_answer` decides what the model says; `completion_body`
 and `stream_chunks` shape it like OpenRouter's JSON and SSE responses.
+
+Prefill: a request whose last message is the assistant's (without tool calls)
+is a prefill. The model works out its whole answer to the conversation before
+that message and sends only what comes after the prefilled text, as providers
+that support prefill do; when the prefill is not how its answer begins, it
+answers in full (as a model that ignores the prefill would).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -16,8 +23,15 @@ from typing import Any
 from turnout.sandbox.catalogue import ModelInfo
 from turnout.sandbox.schemas import fill_object
 
-_WORDS = re.compile(r"\S+\s*|\s+")
+# One token per word; leading whitespace joins the word after it (a continuation starts with " word").
+_WORDS = re.compile(r"\s*\S+\s*|\s+")
 _ECHO_CHARS = 40
+_VOCABULARY = (
+    "amber", "basin", "cedar", "delta", "ember", "fjord", "grove", "harbor", "island", "juniper", "kelp",
+    "lagoon", "meadow", "nectar", "orchid", "prairie", "quartz", "river", "summit", "tundra", "upland",
+    "valley", "willow", "yarrow", "zephyr", "anchor", "beacon", "canyon", "dune", "estuary", "falcon",
+    "glacier",
+)
 
 
 class BadRequest(Exception):
@@ -40,6 +54,7 @@ class ChatRequest:
     response_format: dict[str, Any] | None
     has_images: bool
     prompt_tokens: int
+    prefill: str | None = None  # the text of a trailing assistant message, when there is one
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +110,10 @@ def parse_chat(body: object) -> ChatRequest:
     if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
         raise BadRequest(400, "every message must be an object with a string 'role'")
     response_format = body.get("response_format")
+    last = messages[-1]
+    prefill = None
+    if last.get("role") == "assistant" and not last.get("tool_calls"):
+        prefill = text_of(last.get("content"))
     return ChatRequest(
         model_id=model_id,
         messages=messages,
@@ -105,6 +124,7 @@ def parse_chat(body: object) -> ChatRequest:
         response_format=response_format if isinstance(response_format, dict) else None,
         has_images=any(_has_image(m.get("content")) for m in messages),
         prompt_tokens=max(1, sum(_message_chars(m) for m in messages) // 4),
+        prefill=prefill,
     )
 
 
@@ -116,12 +136,17 @@ def check_capabilities(request: ChatRequest, model: ModelInfo) -> None:
 
 
 def build_answer(
-    request: ChatRequest, *, reasoning_only: bool = False, content_filter: bool = False
+    request: ChatRequest,
+    *,
+    reasoning_only: bool = False,
+    content_filter: bool = False,
+    words: int | None = None,
 ) -> Answer:
+    """What the model says; `words` switches to the scripted answer (see `scripted_answer`)."""
     if content_filter:
         return Answer(content="", reasoning=None, tool_call=None,
                       finish_reason="content_filter", completion_tokens=0)
-    tool = _tool_to_call(request)
+    tool = _tool_to_call(request) if not request.prefill else None
     if tool is not None:
         call = ToolCall(
             id=f"call_{uuid.uuid4().hex[:24]}",
@@ -131,7 +156,10 @@ def build_answer(
         tokens = max(1, (len(call.name) + len(call.arguments)) // 4)
         return Answer(content=None, reasoning=None, tool_call=call,
                       finish_reason="tool_calls", completion_tokens=tokens)
-    pieces = _WORDS.findall(_answer_text(request))
+    text = _answer_text(request, words)
+    if request.prefill and text.startswith(request.prefill):
+        text = text[len(request.prefill):]
+    pieces = _WORDS.findall(text)
     finish = "stop"
     if request.max_tokens is not None and len(pieces) > request.max_tokens:
         pieces, finish = pieces[: request.max_tokens], "length"
@@ -241,8 +269,28 @@ def _tool_deltas(call: ToolCall) -> list[dict[str, Any]]:
     return deltas
 
 
-def _answer_text(request: ChatRequest) -> str:
-    last = request.messages[-1]
+def scripted_answer(messages: list[dict[str, Any]], words: int) -> str:
+    """The answer every model gives to `messages` when the plan sets `answer_words`.
+
+    A pure function of the conversation (role and text of each message, a trailing
+    assistant prefill left out), never of the model: a test computes it to know the whole
+    answer a stream must add up to, whichever deployments produced its parts.
+    """
+    if messages and messages[-1].get("role") == "assistant" and not messages[-1].get("tool_calls"):
+        messages = messages[:-1]
+    seed = json.dumps([[m.get("role"), text_of(m.get("content"))] for m in messages]).encode()
+    stream = b""
+    counter = 0
+    while len(stream) < words:
+        stream += hashlib.sha256(seed + counter.to_bytes(4, "big")).digest()
+        counter += 1
+    chosen = [_VOCABULARY[byte % len(_VOCABULARY)] for byte in stream[:words]]
+    return " ".join(chosen) + "."
+
+
+def _answer_text(request: ChatRequest, words: int | None = None) -> str:
+    messages = request.messages[:-1] if request.prefill is not None else request.messages
+    last = messages[-1] if messages else request.messages[-1]
     if last.get("role") == "tool":
         return f"The tool returned: {text_of(last.get('content'))}"
     response_format = request.response_format or {}
@@ -251,6 +299,8 @@ def _answer_text(request: ChatRequest) -> str:
         spec = response_format.get("json_schema")
         schema = spec.get("schema") if isinstance(spec, dict) else None
         return json.dumps(fill_object(schema))
+    if words is not None:
+        return scripted_answer(request.messages, words)
     echo = _last_user_text(request.messages)[:_ECHO_CHARS]
     said = f"Hello from {request.model_id}. You said: {echo}"
     if kind == "json_object":

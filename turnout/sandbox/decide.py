@@ -1,7 +1,8 @@
 """What happens to one chat call: a pure function of the faults and one draw.
 
-Checks run in a fixed order: fail_next, free tier, the random band (hang,
-reset, rate limit, error, error_200), context length, content filter.  The
+Checks run in a fixed order: fail_next (and the `fail_for_s` window), free
+tier, the random band (hang, reset, rate limit, error, error_200), a refused
+prefill, a content-policy 400, context length, content filter.  The
 random faults share one uniform draw `u` per call, so a plan + seed + call
 order always gives the same outcomes.
 """
@@ -14,7 +15,13 @@ from typing import Any, Literal
 
 from turnout.sandbox.catalogue import ModelInfo
 from turnout.sandbox.chat import ChatRequest
-from turnout.sandbox.error_bodies import context_too_long, http_error, provider_rate_limited
+from turnout.sandbox.error_bodies import (
+    content_policy_refused,
+    context_too_long,
+    http_error,
+    prefill_refused,
+    provider_rate_limited,
+)
 from turnout.sandbox.faults import ModelFaults
 
 Kind = Literal["ok", "error", "error_200", "reset", "hang"]
@@ -81,6 +88,10 @@ def injected(ctx: CallContext, code: int) -> Fate:
 
 def _after_random(ctx: CallContext) -> Fate:
     request = ctx.request
+    if request.prefill is not None and ctx.faults.prefill == "refuse":
+        return Fate("error", "400_prefill", status=400, body=prefill_refused(provider=ctx.provider))
+    if ctx.faults.content_policy_error:
+        return Fate("error", "400_content_policy", status=400, body=content_policy_refused(provider=ctx.provider))
     limit = ctx.faults.context_length or ctx.model.context_length
     if limit is not None and request.prompt_tokens > limit:
         body = context_too_long(

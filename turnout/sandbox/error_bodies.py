@@ -6,6 +6,7 @@ attributed to an account also carry a top-level `user_id`.
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
@@ -95,3 +96,27 @@ def _phrase(code: int) -> str:
         return HTTPStatus(code).phrase
     except ValueError:
         return f"Error {code}"
+
+
+# Anthropic's wording (newer Claude models take no prefill); OpenRouter relays it in `metadata.raw`.
+PREFILL_REFUSED = (
+    "This model does not support assistant message prefill. The conversation must end with a user message."
+)
+# Azure OpenAI's safety filter, as OpenRouter relays it.
+CONTENT_POLICY = (
+    "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. "
+    "Please modify your prompt and retry."
+)
+
+
+def prefill_refused(*, provider: str) -> dict[str, Any]:
+    raw = {"type": "error", "error": {"type": "invalid_request_error", "message": PREFILL_REFUSED}}
+    metadata = {"raw": json.dumps(raw), "provider_name": provider}
+    return error_body(400, "Provider returned error", metadata=metadata, user=True)
+
+
+def content_policy_refused(*, provider: str) -> dict[str, Any]:
+    raw = {"error": {"message": CONTENT_POLICY, "type": None, "param": "prompt", "code": "content_filter",
+                     "status": 400}}
+    metadata = {"raw": json.dumps(raw), "provider_name": provider}
+    return error_body(400, "Provider returned error", metadata=metadata, user=True)

@@ -4,12 +4,17 @@ Every model has `extra="forbid"`, so a typo in a plan fails loudly instead of
 silently doing nothing.  Rates are probabilities in [0, 1]; the random faults
 of one call are mutually exclusive bands of a single uniform draw, taken in the
 order hang, reset, rate limit, error, error_200.
+
+Stream faults count `data:` chunks, and the first chunk of every answer is the
+role chunk (`{"role": "assistant", "content": ""}`), so "cut after 40 tokens"
+is `stream_cut_after=41`.  `scenarios.scorecard_plan` builds the failover
+scorecard's rows from these.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,11 +41,24 @@ class ModelFaults(BaseModel):
     stream_stall_after: int | None = Field(default=None, ge=0)
     stream_error_after: int | None = Field(default=None, ge=0)
     malformed_after: int | None = Field(default=None, ge=0)
+    # One invalid-JSON event before chunk N, then the stream goes on normally to [DONE].
+    malformed_event_at: int | None = Field(default=None, ge=0)
     no_done: bool = False
     context_length: int | None = Field(default=None, ge=1)
     content_filter: bool = False
     fail_next: int = Field(default=0, ge=0)
     fail_next_code: int = 500
+    # Every call fails with `fail_next_code` for this long after the plan was set (an outage window).
+    fail_for_s: float = Field(default=0.0, ge=0.0)
+    # A JSON answer whose body stops halfway (Content-Length promises more).
+    truncate_json: bool = False
+    # A 400 content-policy refusal (as providers' safety filters send it), not a 200 with
+    # finish_reason content_filter (that is `content_filter`).
+    content_policy_error: bool = False
+    # How the model takes a request whose last message is the assistant's (prefill):
+    # "continue" answers only the rest of its answer, as Anthropic, DeepSeek or Mistral do;
+    # "refuse" answers 400 the way models without prefill support do.
+    prefill: Literal["continue", "refuse"] = "continue"
     reasoning_only: bool = False
     # /endpoints knobs.  For `uptime`, `latency_p50_ms` and `throughput_p50`
     # an explicit null is different from "not given": not given means "derive
@@ -92,6 +110,11 @@ class FaultPlan(BaseModel):
     catalogue_error: int | None = None
     catalogue_hang: bool = False
     seed: int | None = None
+    # None: a model echoes the prompt and names itself ("Hello from <model>. You said: ...").
+    # N: every model gives the same answer to the same conversation, N words picked by a
+    # hash of its messages (see `chat.scripted_answer`), so a stream that one model started
+    # and another finished can be checked against the whole answer.
+    answer_words: int | None = Field(default=None, ge=1, le=10_000)
 
     def faults_for(self, model_id: str, *, is_free: bool) -> ModelFaults:
         listed = self.models.get(model_id)

@@ -237,6 +237,17 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return await _answer(request, server, ctx, meta, fate, record)
 
 
+async def _truncated(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """A JSON answer that stops halfway: the Content-Length promises the whole body."""
+    data = json.dumps(body).encode()
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.content_length = len(data)
+    await response.prepare(request)
+    await response.write(data[: len(data) // 2])
+    close_connection(request)
+    return response
+
+
 def _fail(request: web.Request, fate: Fate) -> web.StreamResponse:
     if fate.kind == "reset":
         close_connection(request, reset=True)
@@ -273,12 +284,16 @@ async def _answer(
         chat,
         reasoning_only=ctx.faults.reasoning_only,
         content_filter=fate.outcome == "content_filter",
+        words=server.plan.answer_words,
     )
     usage = usage_body(chat, answer, ctx.model)
     if not chat.stream:
+        await server.pause(ctx.faults.latency_ms)
+        if ctx.faults.truncate_json:
+            record("truncated_json")
+            return await _truncated(request, completion_body(meta, answer, usage))
         record(fate.outcome)
         server.charge(usage["cost"])
-        await server.pause(ctx.faults.latency_ms)
         return json_response(completion_body(meta, answer, usage))
     chunks = stream_chunks(meta, answer, usage)
     fault = stream_fault(ctx.faults, len(chunks))

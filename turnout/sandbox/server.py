@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ class SandboxServer:
         self._plan = plan or FaultPlan()
         self._rng = random.Random(self._plan_seed(self._plan))
         self._fail_next: dict[str, int] = {}
+        self._plan_at = time.monotonic()  # when the plan was set: `fail_for_s` windows start here
         self._free_tier = FreeTierGate(self._plan.free_tier)
         self._log = CallLog()
         self._spent = 0.0
@@ -119,6 +121,7 @@ class SandboxServer:
         new = plan if isinstance(plan, FaultPlan) else FaultPlan.model_validate(plan)
         old, self._plan = self._plan, new
         self._fail_next = {}
+        self._plan_at = time.monotonic()
         if new.seed is not None:
             self._rng = random.Random(new.seed)
         if new.free_tier != old.free_tier:
@@ -130,7 +133,7 @@ class SandboxServer:
     def decide(self, ctx: CallContext) -> Fate:
         u = self._rng.random()  # exactly one draw per call keeps runs reproducible
         refusal = None
-        fail_next = self._take_fail_next(ctx.model.id, ctx.faults)
+        fail_next = self._take_fail_next(ctx.model.id, ctx.faults) or self._in_outage(ctx.faults)
         if not fail_next and ctx.model.is_free and self._plan.free_tier.enforce:
             refusal = self._free_tier.admit()
         return decide(ctx, u=u, fail_next=fail_next, free_tier_refusal=refusal)
@@ -141,6 +144,9 @@ class SandboxServer:
             return False
         self._fail_next[model_id] = remaining - 1
         return True
+
+    def _in_outage(self, faults: ModelFaults) -> bool:
+        return faults.fail_for_s > 0 and time.monotonic() - self._plan_at < faults.fail_for_s
 
     def _plan_seed(self, plan: FaultPlan) -> int:
         return plan.seed if plan.seed is not None else self._seed
@@ -170,6 +176,7 @@ class SandboxServer:
         """Forget calls, counters, spend and free-tier usage; reseed."""
         self._log.clear()
         self._fail_next = {}
+        self._plan_at = time.monotonic()
         self._rng = random.Random(self._plan_seed(self._plan))
         self._free_tier = FreeTierGate(self._plan.free_tier)
         self._spent = 0.0

@@ -3,6 +3,8 @@
 A stream fault triggers after N `data:` chunks (N capped at the number of
 chunks, so "after 99" on a short answer means "just before `[DONE]`").  When
 several are set the smallest N wins; ties go cut, stall, error, malformed.
+`malformed_event_at` is not one of them: it slips one invalid-JSON event in
+before chunk N and lets the stream go on.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from aiohttp import web
 from turnout.sandbox.faults import ModelFaults
 
 PROCESSING = b": OPENROUTER PROCESSING\n\n"
+MALFORMED = b'data: {"id": "gen-broken", "choices": [{"delta": {"cont\n\n'
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -80,6 +83,9 @@ async def write_stream(
     await response.write(PROCESSING)
     await _first_token_wait(response, plan.faults.first_token_delay_ms, pause)
     frames = [frame(chunk) for chunk in plan.chunks[: plan.fault.after]]
+    garble_at = plan.faults.malformed_event_at
+    if garble_at is not None:
+        frames.insert(min(garble_at, len(frames)), MALFORMED)
     await _write_frames(response, frames, plan.faults.chunk_delay_ms, pause)
     kind = plan.fault.kind
     if kind == "stream_cut":
@@ -88,7 +94,7 @@ async def write_stream(
         await wait_stopped()
         close_connection(request, reset=True)
     elif kind == "malformed":
-        await response.write(b'data: {"id": "gen-broken", "choices": [{"delta": {"cont\n\n')
+        await response.write(MALFORMED)
     elif kind == "stream_error":
         await response.write(frame(plan.error_chunk) + (b"" if plan.faults.no_done else DONE))
     elif kind == "ok":

@@ -31,7 +31,8 @@ from typing import Any, Literal
 
 Kind = Literal[
     "rate_limited", "daily_quota", "server_error", "timeout", "connection_error", "stream_broken",
-    "context_overflow", "bad_request", "unsupported", "auth", "payment", "content_filter",
+    "context_overflow", "bad_request", "unsupported", "auth", "payment", "content_filter", "prefill_unsupported",
+    "cancelled",
 ]
 Walk = Literal["elsewhere", "context", "policy", "client"]
 Bench = Literal["no", "streak", "hint", "credential"]
@@ -76,10 +77,20 @@ FAILURES: Mapping[Kind, Failure] = MappingProxyType({
                     "401/403: the upstream refused the gateway's credential"),
     "payment": Failure("elsewhere", "credential", "error", 502, "upstream_payment", "#be123c",
                        "402: no credits behind the gateway's credential"),
+    "prefill_unsupported": Failure("elsewhere", "no", None, 502, "upstream_error", "#6366f1",
+                                   "400 refusing a request that ends with the assistant's message: a broken stream "
+                                   "is continued on it without prefill, or elsewhere"),
+    "cancelled": Failure("elsewhere", "no", None, 502, "upstream_error", "#cbd5e1",
+                         "a hedged attempt that lost the race to another deployment's first token"),
 })
 
 _CONTEXT_MARKERS = ("context length", "context_length", "context window", "maximum context", "too many tokens",
                     "prompt is too long", "reduce the length")
+# Anthropic: "does not support assistant message prefill. The conversation must end with a user
+# message."; Mistral: "Expected last role User or Tool (or Assistant with prefix True)".
+_PREFILL_MARKERS = ("prefill", "assistant with prefix", "must end with a user message")
+_POLICY_MARKERS = ("content management policy", "content_policy", "content policy", "safety system",
+                   "content_filter")
 
 
 class AttemptError(Exception):
@@ -150,6 +161,10 @@ def classify_error(
         return AttemptError("rate_limited", text, status=429, retry_after=retry_after)
     if any(marker in lowered or marker in raw for marker in _CONTEXT_MARKERS):
         return AttemptError("context_overflow", text, status=400)
+    if effective == 400 and (code == "invalid_prefill" or any(m in lowered or m in raw for m in _PREFILL_MARKERS)):
+        return AttemptError("prefill_unsupported", text, status=400)
+    if effective == 400 and any(marker in lowered or marker in raw for marker in _POLICY_MARKERS):
+        return AttemptError("content_filter", text, status=400)
     if effective in (401, 403):
         if "moderation" in lowered or "flagged" in lowered:
             return AttemptError("content_filter", text, status=403)

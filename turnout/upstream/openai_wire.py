@@ -3,7 +3,9 @@
 The client's body goes upstream as it came (only `model`, the paid `max_tokens` cap and
 `stream_options` change); answers come back as the upstream's own JSON. Streams are split
 into frames so a broken stream is noticed, but frames are forwarded as raw bytes and only
-parsed when they may carry an error, usage or a null to drop.
+parsed when they may carry an error, usage or a null to drop. An event whose JSON does not
+parse is skipped and counted (`WireStream.malformed`): one garbled event is not worth a
+broken answer.
 """
 
 from __future__ import annotations
@@ -144,6 +146,7 @@ class WireStream:
         self._timer: asyncio.TimerHandle | None = None
         self._reading = False
         self.done = False
+        self.malformed = 0  # events skipped because their JSON did not parse
 
     def ready(self) -> bool:
         """Whether `next` has a frame (or the end) without waiting for the network."""
@@ -188,7 +191,8 @@ class WireStream:
                 return Frame(data=None, raw=raw)
             data = _loads(raw)
             if not isinstance(data, dict):
-                raise AttemptError("stream_broken", f"{self._model}: malformed stream frame")
+                self.malformed += 1
+                continue
             _raise_for_frame_error(data, self._model)
             return Frame(data=data, raw=raw)
 
@@ -237,9 +241,10 @@ class WireStream:
 def _plain(raw: bytes) -> bool:
     """A content frame that needs no parsing: choices, and no error, usage or droppable null.
 
-    Byte checks only; anything unusual (spacing, a key inside the text) just gets parsed.
+    Byte checks only; anything unusual (spacing, a key inside the text) just gets parsed, and
+    so does a frame that does not end like a JSON object (it may be cut or garbled).
     """
-    if b'"error"' in raw or not _follows(raw, b'"choices"', (b"[{",)):
+    if not raw.endswith(b"}") or b'"error"' in raw or not _follows(raw, b'"choices"', (b"[{",)):
         return False
     if b'"usage"' in raw and not _every_null(raw, b'"usage"'):
         return False
