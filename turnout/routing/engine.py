@@ -23,6 +23,7 @@ from turnout.routing.cooldowns import CooldownPolicy
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.request import ChatRequest
 from turnout.routing.snapshot import Snapshot
+from turnout.routing.sticky import InProcessPins, KeySource, Pin, StickySessions
 from turnout.upstream import litellm_call as translate
 from turnout.upstream.failures import AttemptError
 from turnout.upstream.openai_wire import OpenAIWire
@@ -49,6 +50,7 @@ class Outcome(Generic[T]):
     group: str
     requested_group: str
     attempts: list[AttemptRecord]
+    pin: str | None = None  # sticky sessions: pinned, new or moved
 
     @property
     def fallback(self) -> bool:
@@ -69,6 +71,7 @@ class _Walk:
     last_error: AttemptError | None = None
     context_overflow: bool = False
     content_refused: bool = False
+    pin: Pin | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -92,6 +95,7 @@ class Engine:
         wire: OpenAIWire,
         budget: FreeTierBudget,
         observer: AttemptObserver | None = None,
+        sessions: StickySessions | None = None,
     ) -> None:
         self._settings = settings
         self._wire = wire
@@ -99,6 +103,8 @@ class Engine:
         self._cooldowns = CooldownPolicy(settings.retries)
         self._observer = observer or AttemptObserver()
         self._rng = random.Random()
+        self.sessions = sessions or StickySessions(
+            settings=settings, store=InProcessPins(max_entries=settings.sessions.max_entries))
 
     # -- public -------------------------------------------------------------------------
 
@@ -107,7 +113,8 @@ class Engine:
         """Upstream calls on the lean path open right now (streams count until closed)."""
         return self._wire.in_flight
 
-    async def complete(self, request: ChatRequest, snapshot: Snapshot) -> Outcome[dict[str, Any]]:
+    async def complete(self, request: ChatRequest, snapshot: Snapshot, *,
+                       session: KeySource | None = None) -> Outcome[dict[str, Any]]:
         first_byte_s = self._settings.timeouts.first_byte_s
 
         async def call(dep: Deployment, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -120,9 +127,10 @@ class Engine:
                 params=self._litellm_params(dep, snapshot), body=body, timeout_s=timeout_s, model=dep.model
             )
 
-        return await self._run(request, snapshot, call)
+        return await self._run(request, snapshot, call, session)
 
-    async def open_stream(self, request: ChatRequest, snapshot: Snapshot) -> Outcome[tuple[Any, Any]]:
+    async def open_stream(self, request: ChatRequest, snapshot: Snapshot, *,
+                          session: KeySource | None = None) -> Outcome[tuple[Any, Any]]:
         """Open a stream and read its first frame; failures before that fail over transparently."""
         timeouts = self._settings.timeouts
 
@@ -145,7 +153,7 @@ class Engine:
                 raise
             return source, first
 
-        return await self._run(request, snapshot, call)
+        return await self._run(request, snapshot, call, session)
 
     def report_stream_failure(self, snapshot: Snapshot, outcome: Outcome[Any], error: AttemptError) -> None:
         """A stream broke after bytes reached the client: count it and bench as usual."""
@@ -160,12 +168,14 @@ class Engine:
         request: ChatRequest,
         snapshot: Snapshot,
         call: Callable[[Deployment, dict[str, Any], float], Awaitable[T]],
+        session: KeySource | None = None,
     ) -> Outcome[T]:
         start_group = snapshot.resolve(request.model)
         walk = _Walk(request=request, snapshot=snapshot,
                      deadline=time.monotonic() + self._settings.timeouts.request_deadline_s)
         walk.unfit = snapshot.fitness.unfit(tools=request.needs_tools, vision=request.needs_vision,
                                             prompt_tokens=request.prompt_tokens_estimate)
+        walk.pin = await self.sessions.open(start_group, session)
         queue = [start_group]
         visited: list[str] = []
         while queue:
@@ -177,7 +187,7 @@ class Engine:
             if result is not None:
                 dep, value = result
                 return Outcome(value=value, deployment=dep, group=group, requested_group=start_group,
-                               attempts=walk.attempts)
+                               attempts=walk.attempts, pin=await self.sessions.settle(walk.pin, dep.id))
             spec = snapshot.pool.groups[group]
             nexts = list(spec.context_window_fallbacks) if walk.context_overflow else []
             if walk.content_refused:
@@ -237,6 +247,10 @@ class Engine:
         """Ask the Router for a deployment; prefer untried ones, allow a retry of a tried one."""
         snapshot = walk.snapshot
         base = walk.unfit | snapshot.fitness.free if not self._budget.available() else walk.unfit
+        pinned = walk.pin.deployment_id if walk.pin is not None else None
+        if pinned is not None and pinned not in walk.tried and \
+                await snapshot.picker.pinned(group, order, pinned, exclude=base) is not None:
+            return snapshot.deployment(pinned)
         # A tried deployment gets one more chance, only when nothing untried is left.
         for exclude in (base | walk.tried, base | walk.retried):
             entry = await self._router_pick(snapshot, group, order, exclude)
