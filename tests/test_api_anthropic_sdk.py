@@ -146,7 +146,7 @@ def test_server_tools_are_dropped_and_named(client: anthropic.Anthropic, sandbox
 @pytest.mark.parametrize(("body", "status", "kind", "mentions"), [
     ({"model": "auto", "messages": [{"role": "user", "content": "hi"}]}, 400, "invalid_request_error", "max_tokens"),
     ({"model": "auto", "max_tokens": 10, "messages": []}, 400, "invalid_request_error", "messages"),
-    ({"model": "auto", "max_tokens": 10, "messages": [{"role": "system", "content": "x"}]}, 400,
+    ({"model": "auto", "max_tokens": 10, "messages": [{"role": "robot", "content": "x"}]}, 400,
      "invalid_request_error", "role"),
     ({"model": "auto", "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "video"}]}]}, 400,
      "invalid_request_error", "video"),

@@ -27,7 +27,8 @@ from turnout.errors import InvalidRequest
 
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                  "function_call": "tool_use", "content_filter": "refusal"}
-_ROLES = frozenset({"user", "assistant"})
+# Claude Code also sends `system` turns mid-conversation (its reminders): they stay system messages.
+_ROLES = frozenset({"user", "assistant", "system"})
 # Fields whose answer would be wrong without Anthropic's own servers behind them.
 _REFUSED = {"mcp_servers": "MCP servers run on Anthropic's side; this gateway cannot connect them",
             "container": "code-execution containers run on Anthropic's side"}
@@ -81,13 +82,15 @@ def chat_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     for index, message in enumerate(messages):
         where = f"messages.{index}"
         if not isinstance(message, dict) or message.get("role") not in _ROLES:
-            raise InvalidRequest(f"{where}.role: must be 'user' or 'assistant'.", param=f"{where}.role")
+            raise InvalidRequest(f"{where}.role: must be 'user' or 'assistant' (or 'system').", param=f"{where}.role")
         content = message.get("content")
         if isinstance(content, str):
             out.append({"role": message["role"], "content": content})
         elif isinstance(content, list):
             blocks = _check_blocks(content, where)
-            if message["role"] == "user":
+            if message["role"] == "system":
+                out.append({"role": "system", "content": _system(blocks) or ""})
+            elif message["role"] == "user":
                 out.extend(_user_turn(blocks, where))
             else:
                 out.append(_assistant_turn(blocks, where))
@@ -302,7 +305,9 @@ def _copy_options(body: Mapping[str, Any], chat: dict[str, Any]) -> None:
         if thinking.get("type") == "enabled" and isinstance(thinking.get("budget_tokens"), int):
             chat["reasoning"] = {"max_tokens": thinking["budget_tokens"]}
         elif thinking.get("type") == "adaptive":
-            chat["reasoning"] = {"enabled": True}
+            effort = (body.get("output_config") or {}).get("effort") if isinstance(body.get("output_config"), dict) \
+                else None
+            chat["reasoning"] = {"effort": effort} if isinstance(effort, str) else {"enabled": True}
 
 
 def count_request(body: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -7,7 +7,9 @@
 `input` items map to chat messages: `message` items (and bare `{role, content}`) to
 messages, `function_call` items to the assistant's `tool_calls` (consecutive calls share one
 assistant message), `function_call_output` to `tool` messages; `reasoning` items are the
-model's own and are not sent back. Hosted tools (`web_search`, `file_search`,
+model's own and are not sent back. A `namespace` tool (Codex groups its sub-agent tools so)
+becomes its function tools, named `<namespace>__<name>` upstream and split back into `name`
+and `namespace` on the way out. Hosted tools (`web_search`, `file_search`,
 `code_interpreter`, ...) need OpenAI's servers: they are dropped from what goes upstream and
 named in a response header and the request log. Fields that only work with stored
 responses (`previous_response_id`, `conversation`, `background`, `item_reference` items,
@@ -34,6 +36,7 @@ _STATEFUL = {
 }
 _MESSAGE_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 _PASSED = ("temperature", "top_p")
+NAMESPACE_JOIN = "__"
 # The request fields a `response` object echoes back.
 _ECHOED = ("instructions", "max_output_tokens", "parallel_tool_calls", "prompt_cache_key", "reasoning",
            "temperature", "text", "tool_choice", "top_p", "truncation", "user", "metadata", "service_tier")
@@ -160,6 +163,8 @@ def _function_call(item: Mapping[str, Any], where: str, out: list[dict[str, Any]
     call_id, name = item.get("call_id"), item.get("name")
     if not isinstance(call_id, str) or not isinstance(name, str):
         raise InvalidRequest(f"'{where}' needs a string 'call_id' and 'name'.", param=where)
+    if isinstance(item.get("namespace"), str) and item["namespace"]:
+        name = f"{item['namespace']}{NAMESPACE_JOIN}{name}"
     arguments = item.get("arguments")
     call = {"id": call_id, "type": "function",
             "function": {"name": name, "arguments": arguments if isinstance(arguments, str) else "{}"}}
@@ -189,21 +194,44 @@ def _tools(tools: Any) -> tuple[list[dict[str, Any]], list[str]]:
     out: list[dict[str, Any]] = []
     dropped: list[str] = []
     for index, tool in enumerate(tools):
+        where = f"tools[{index}]"
         if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
-            raise InvalidRequest(f"'tools[{index}]' must be an object with a 'type'.", param=f"tools[{index}]")
-        if tool["type"] != "function":
+            raise InvalidRequest(f"'{where}' must be an object with a 'type'.", param=where)
+        if tool["type"] == "function":
+            out.append(_function_tool(tool, where, prefix=""))
+        elif tool["type"] == "namespace" and isinstance(tool.get("name"), str) and isinstance(tool.get("tools"), list):
+            prefix = tool["name"] + NAMESPACE_JOIN
+            for inner, member in enumerate(tool["tools"]):
+                if isinstance(member, dict) and member.get("type") == "function":
+                    out.append(_function_tool(member, f"{where}.tools[{inner}]", prefix=prefix))
+                else:
+                    dropped.append(f"{tool['name']}.{member.get('type') if isinstance(member, dict) else '?'}")
+        else:
             dropped.append(tool["type"])  # hosted: web_search, file_search, code_interpreter, mcp, ...
-            continue
-        if not isinstance(tool.get("name"), str):
-            raise InvalidRequest(f"'tools[{index}].name' must be a string.", param=f"tools[{index}].name")
-        function: dict[str, Any] = {"name": tool["name"],
-                                    "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}
-        if isinstance(tool.get("description"), str):
-            function["description"] = tool["description"]
-        if isinstance(tool.get("strict"), bool):
-            function["strict"] = tool["strict"]
-        out.append({"type": "function", "function": function})
     return out, dropped
+
+
+def _function_tool(tool: Mapping[str, Any], where: str, *, prefix: str) -> dict[str, Any]:
+    if not isinstance(tool.get("name"), str):
+        raise InvalidRequest(f"'{where}.name' must be a string.", param=f"{where}.name")
+    function: dict[str, Any] = {"name": prefix + tool["name"],
+                                "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}
+    if isinstance(tool.get("description"), str):
+        function["description"] = tool["description"]
+    if isinstance(tool.get("strict"), bool):
+        function["strict"] = tool["strict"]
+    return {"type": "function", "function": function}
+
+
+def namespaced(tools: Any) -> dict[str, tuple[str, str]]:
+    """Upstream name -> (namespace, name) for the functions of every namespace tool."""
+    found: dict[str, tuple[str, str]] = {}
+    for tool in tools if isinstance(tools, list) else ():
+        if isinstance(tool, dict) and tool.get("type") == "namespace" and isinstance(tool.get("tools"), list):
+            for member in tool["tools"]:
+                if isinstance(member, dict) and isinstance(member.get("name"), str):
+                    found[f"{tool['name']}{NAMESPACE_JOIN}{member['name']}"] = (str(tool["name"]), member["name"])
+    return found
 
 
 def _tool_choice(choice: Any) -> Any:
@@ -289,12 +317,21 @@ class Echo:
     model: str
     created_at: int
     fields: dict[str, Any] = field(default_factory=dict)
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, body: Mapping[str, Any], *, model: str) -> Echo:
         fields = {name: body[name] for name in _ECHOED if body.get(name) is not None}
         fields["tools"] = [t for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") == "function"]
-        return cls(id=new_id("resp"), model=model, created_at=int(time.time()), fields=fields)
+        return cls(id=new_id("resp"), model=model, created_at=int(time.time()), fields=fields,
+                   namespaced=namespaced(body.get("tools")))
+
+    def call_item(self, item_id: str, *, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
+        item = _call_item(item_id, call_id=call_id, name=name, arguments=arguments, status=status)
+        found = self.namespaced.get(name)
+        if found is not None:
+            item["namespace"], item["name"] = found
+        return item
 
     def response(self, *, status: str, output: list[dict[str, Any]], usage: Any = None,
                  finish: str | None = None, error: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -325,9 +362,9 @@ def from_chat(payload: Mapping[str, Any], echo: Echo) -> dict[str, Any]:
         output.append(_message_item(new_id("msg"), text, status="completed"))
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
-        output.append(_call_item(new_id("fc"), call_id=call.get("id") or new_id("call"),
-                                 name=function.get("name") or "", arguments=function.get("arguments") or "",
-                                 status="completed"))
+        output.append(echo.call_item(new_id("fc"), call_id=call.get("id") or new_id("call"),
+                                     name=function.get("name") or "", arguments=function.get("arguments") or "",
+                                     status="completed"))
     return echo.response(status="completed", output=output, usage=payload.get("usage") or {},
                          finish=choice.get("finish_reason"))
 
@@ -441,9 +478,9 @@ class ResponseEvents:
         function = call.get("function") or {}
         call_id = call.get("id")
         if self._kind != "function_call" or at != self._tool_at or (call_id and call_id != self._item["call_id"]):
-            out = self._add("function_call", _call_item(new_id("fc"), call_id=call_id or new_id("call"),
-                                                        name=function.get("name") or "", arguments="",
-                                                        status="in_progress"))
+            out = self._add("function_call", self._echo.call_item(new_id("fc"), call_id=call_id or new_id("call"),
+                                                                  name=function.get("name") or "", arguments="",
+                                                                  status="in_progress"))
             self._tool_at = at
         arguments = function.get("arguments")
         if arguments:
