@@ -65,6 +65,7 @@ class InProcessPins:
         if found[1] <= self._clock():
             del self._pins[key]
             return None
+        self._pins.move_to_end(key)
         return found[0]
 
     async def set(self, key: str, deployment_id: str, ttl_s: float) -> None:
