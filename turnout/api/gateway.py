@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from turnout.api import chat, messages, responses
-from turnout.api.openapi import CHAT_OPERATION
+from turnout.api.openapi import CHAT_OPERATION, COUNT_TOKENS_OPERATION, MESSAGES_OPERATION, RESPONSES_OPERATION
 
 
 class Gateway(FastAPI):
@@ -29,7 +29,11 @@ class Gateway(FastAPI):
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
             schema = super().openapi()
-            schema["paths"] = {chat.CHAT_PATH: {"post": CHAT_OPERATION}, **schema.get("paths", {})}
+            schema["paths"] = {chat.CHAT_PATH: {"post": CHAT_OPERATION},
+                               messages.MESSAGES_PATH: {"post": MESSAGES_OPERATION},
+                               messages.COUNT_PATH: {"post": COUNT_TOKENS_OPERATION},
+                               responses.RESPONSES_PATH: {"post": RESPONSES_OPERATION},
+                               **schema.get("paths", {})}
         return self.openapi_schema  # type: ignore[return-value]
 
 

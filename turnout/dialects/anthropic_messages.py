@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from turnout.encoding import dumps
 from turnout.errors import InvalidRequest
 
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
@@ -227,7 +228,7 @@ def _assistant_turn(blocks: list[dict[str, Any]], where: str) -> dict[str, Any]:
             name, call_id = block.get("name"), block.get("id")
             if not isinstance(name, str) or not isinstance(call_id, str):
                 raise InvalidRequest(f"{here}: a tool_use block needs a string 'id' and 'name'.", param=here)
-            arguments = orjson.dumps(block.get("input") if block.get("input") is not None else {}).decode()
+            arguments = dumps(block.get("input") if block.get("input") is not None else {}).decode()
             calls.append({"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
         elif kind in {"thinking", "redacted_thinking", "server_tool_use", "web_search_tool_result"}:
             continue  # signed or server-side: nothing a chat upstream can take back
@@ -378,7 +379,7 @@ def tool_input(arguments: Any) -> Any:
 
 
 def _event(name: bytes, data: Mapping[str, Any]) -> bytes:
-    return b"event: " + name + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+    return b"event: " + name + b"\ndata: " + dumps(data) + b"\n\n"
 
 
 class MessageEvents:
@@ -459,7 +460,7 @@ class MessageEvents:
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
         return (b'event: content_block_delta\ndata: {"type":"content_block_delta",' + self._block +
-                b',"delta":' + orjson.dumps(delta) + b"}\n\n")
+                b',"delta":' + dumps(delta) + b"}\n\n")
 
     def _close(self) -> bytes:
         if self._open_kind is None:

@@ -24,8 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from turnout.encoding import dumps
 from turnout.errors import InvalidRequest
 
 _STATEFUL = {
@@ -182,7 +181,7 @@ def _call_output(item: Mapping[str, Any], where: str) -> dict[str, Any]:
     if isinstance(output, list):
         output = "".join(str(p.get("text", "")) for p in output if isinstance(p, dict))
     elif not isinstance(output, str):
-        output = orjson.dumps(output).decode()
+        output = dumps(output).decode()
     return {"role": "tool", "tool_call_id": call_id, "content": output}
 
 
@@ -418,7 +417,7 @@ class ResponseEvents:
         data["type"] = name
         data["sequence_number"] = self._seq
         self._seq += 1
-        return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+        return b"event: " + name.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
     def start(self) -> bytes:
         self._started = True

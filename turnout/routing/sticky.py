@@ -24,9 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import orjson
-
 from turnout.config import SessionSettings, Settings
+from turnout.encoding import dumps
 
 PinResult = Literal["pinned", "new", "moved"]
 PIN_RESULTS: tuple[PinResult, ...] = ("pinned", "new", "moved")
@@ -112,7 +111,7 @@ def _conversation_hash(messages: Any) -> str:
         elif role == "user":
             first = message.get("content")
             break
-    return hashlib.blake2b(orjson.dumps([system, first]), digest_size=16).hexdigest()
+    return hashlib.blake2b(dumps([system, first]), digest_size=16).hexdigest()
 
 
 class StickySessions:
