@@ -412,6 +412,8 @@ class MessageEvents:
             b'event: ping\ndata: {"type":"ping"}\n\n'
 
     def chunk(self, data: Mapping[str, Any]) -> bytes:
+        if not self._started and isinstance(data.get("model"), str) and data["model"]:
+            self._model = data["model"]  # the model that really answered, as the chat stream says
         out = b"" if self._started else self.start()
         if data.get("usage"):
             self.usage = data["usage"]

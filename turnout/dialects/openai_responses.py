@@ -426,6 +426,8 @@ class ResponseEvents:
                 self._event("response.in_progress", {"response": response}))
 
     def chunk(self, data: Mapping[str, Any]) -> bytes:
+        if not self._started and isinstance(data.get("model"), str) and data["model"]:
+            self._echo.model = data["model"]  # the model that really answered, as the chat stream says
         out = b"" if self._started else self.start()
         if data.get("usage"):
             self.usage = data["usage"]
