@@ -205,3 +205,11 @@ def test_model_listing_satisfies_anthropic_clients(client: anthropic.Anthropic) 
     auto = next(m for m in models if m.id == "auto")
     assert auto.type == "model" and auto.display_name and auto.created_at
     assert client.models.retrieve("auto").id == "auto"
+
+
+def test_status_page_counts_requests_by_api(client: anthropic.Anthropic, gateway_module: Any) -> None:
+    client.messages.create(model="auto", max_tokens=20, messages=[{"role": "user", "content": "status"}])
+    httpx.post(f"{gateway_module.url}/v1/chat/completions", timeout=30,
+               json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    page = httpx.get(f"{gateway_module.url}/status", timeout=10).text
+    assert " chat · " in page and " messages" in page

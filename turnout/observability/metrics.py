@@ -286,7 +286,7 @@ class Metrics:
         if meter.answered and meter.attempts:
             until = meter.first_byte_at if meter.stream and meter.first_byte_at is not None else now
             self.overhead.observe(max(0.0, until - meter.started - meter.upstream_s))
-        self.activity.request(klass)
+        self.activity.request(klass, api=meter.api)
 
     def watch(self, *, budget: FreeTierBudget, manager: PoolManager, holder: SnapshotHolder, engine: Engine) -> None:
         """Register the scrape-time collector over the lifespan's live objects."""
