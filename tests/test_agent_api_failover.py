@@ -22,12 +22,12 @@ def test_failover_before_the_first_byte_is_invisible(chain: Callable[..., Any], 
 
     gw = chain()
     sandbox.server.set_plan(FaultPlan(models={CHAIN_PRIMARY: ModelFaults(error_rate=1.0, error_codes=[503])}))
-    client = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0)
-    with client.messages.stream(model="primary", max_tokens=50, messages=[{"role": "user", "content": "hi"}]) as s:
-        final = s.get_final_message()
+    with anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0) as client, client.messages.stream(
+            model="primary", max_tokens=50, messages=[{"role": "user", "content": "hi"}]) as stream:
+        final = stream.get_final_message()
     assert final.model == CHAIN_BACKUP and "Hello from" in final.content[0].text
-    responses = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="x", max_retries=0)
-    raw = responses.responses.with_raw_response.create(model="primary", input="hi")
+    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key="x", max_retries=0) as responses:
+        raw = responses.responses.with_raw_response.create(model="primary", input="hi")
     assert raw.parse().model == CHAIN_BACKUP and raw.headers["x-turnout-fallback"] == "true"
 
 

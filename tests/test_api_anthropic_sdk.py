@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -32,8 +33,9 @@ def gateway_module(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> An
 
 
 @pytest.fixture
-def client(gateway_module: Any) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway_module.url, api_key="unused", max_retries=0)
+def client(gateway_module: Any) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=gateway_module.url, api_key="unused", max_retries=0) as found:
+        yield found
 
 
 def pool_models(gateway: Any) -> set[str]:
@@ -180,14 +182,17 @@ def test_malformed_body_method_and_sdk_errors(gateway_module: Any, client: anthr
 
 def test_key_by_x_api_key_or_bearer(start_gateway: Any) -> None:
     gateway = start_gateway(api_keys="k-good")
-    good = anthropic.Anthropic(base_url=gateway.url, api_key="k-good", max_retries=0)
-    assert good.messages.create(model="auto", max_tokens=20, messages=[{"role": "user", "content": "hi"}]).content
-    bearer = anthropic.Anthropic(base_url=gateway.url, auth_token="k-good", max_retries=0)
-    assert bearer.messages.count_tokens(model="auto", messages=[{"role": "user", "content": "hi"}]).input_tokens
-    with pytest.raises(anthropic.AuthenticationError) as info:
-        anthropic.Anthropic(base_url=gateway.url, api_key="k-bad", max_retries=0).messages.create(
-            model="auto", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
-    assert info.value.body["error"]["type"] == "authentication_error"
+    with anthropic.Anthropic(base_url=gateway.url, api_key="k-good", max_retries=0) as good, \
+            anthropic.Anthropic(base_url=gateway.url, auth_token="k-good", max_retries=0) as bearer, \
+            anthropic.Anthropic(base_url=gateway.url, api_key="k-bad", max_retries=0) as bad:
+        assert good.messages.create(model="auto", max_tokens=20,
+                                    messages=[{"role": "user", "content": "hi"}]).content
+        assert bearer.messages.count_tokens(model="auto",
+                                            messages=[{"role": "user", "content": "hi"}]).input_tokens
+        with pytest.raises(anthropic.AuthenticationError) as info:
+            bad.messages.create(model="auto", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+        assert info.value.body["error"]["type"] == "authentication_error"
+        assert "auto" in {m.id for m in good.models.list()}  # the listing takes x-api-key too
 
 
 def test_metrics_and_logs_say_messages(client: anthropic.Anthropic, gateway_module: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -29,8 +30,9 @@ def gateway_module(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> An
 
 
 @pytest.fixture
-def client(gateway_module: Any) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway_module.url}/v1", api_key="unused", max_retries=0)
+def client(gateway_module: Any) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway_module.url}/v1", api_key="unused", max_retries=0) as found:
+        yield found
 
 
 def pool_models(gateway: Any) -> set[str]:

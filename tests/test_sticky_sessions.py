@@ -104,16 +104,16 @@ def test_a_session_stays_pinned_for_five_turns_and_moves_when_its_deployment_fai
 def test_claude_code_style_session_over_messages_stays_on_one_deployment(
         start_gateway: Callable[..., Any]) -> None:
     gw = start_gateway()
-    client = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0,
-                                 default_headers={"X-Claude-Code-Session-Id": "cc-session-1"})
     seen = set()
     messages: list[Any] = []
-    for index in range(5):
-        messages.append({"role": "user", "content": f"turn {index}"})
-        raw = client.messages.with_raw_response.create(model="auto", max_tokens=50, messages=messages)
-        seen.add(raw.headers["x-turnout-deployment"])
-        messages.append({"role": "assistant", "content": raw.parse().content[0].text})
-        assert raw.headers["x-turnout-pin"] == ("new" if index == 0 else "pinned")
+    with anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0,
+                             default_headers={"X-Claude-Code-Session-Id": "cc-session-1"}) as client:
+        for index in range(5):
+            messages.append({"role": "user", "content": f"turn {index}"})
+            raw = client.messages.with_raw_response.create(model="auto", max_tokens=50, messages=messages)
+            seen.add(raw.headers["x-turnout-deployment"])
+            messages.append({"role": "assistant", "content": raw.parse().content[0].text})
+            assert raw.headers["x-turnout-pin"] == ("new" if index == 0 else "pinned")
     assert len(seen) == 1
 
 
