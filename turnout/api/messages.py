@@ -33,7 +33,6 @@ from turnout.upstream.openai_wire import Frame
 
 MESSAGES_PATH = "/v1/messages"
 COUNT_PATH = "/v1/messages/count_tokens"
-DROPPED_HEADER = b"x-turnout-dropped-tools"
 log = logging.getLogger("turnout.api")
 
 
@@ -49,21 +48,18 @@ class MessagesSurface:
 
     def parse(self, body: Any, settings: Settings) -> EdgeRequest:
         chat_body, dropped = dialect.to_chat(body)
-        request = parse_chat_request(chat_body, max_messages=settings.max_messages)
-        if not dropped:
-            return EdgeRequest(chat=request)
-        return EdgeRequest(chat=request, headers=((DROPPED_HEADER, ",".join(dropped).encode("latin-1", "replace")),),
-                           notes={"dropped_tools": dropped})
+        return EdgeRequest.translated(parse_chat_request(chat_body, max_messages=settings.max_messages),
+                                      dropped=dropped)
 
     def answer(self, payload: dict[str, Any], outcome: Outcome[Any], request: EdgeRequest) -> dict[str, Any]:
         return dialect.from_chat(payload, model=payload.get("model") or outcome.deployment.model,
                                  message_id=dialect.message_id())
 
-    def events(self, request: EdgeRequest, outcome: Outcome[Any]) -> _Events:
-        return _Events(dialect.MessageEvents(model=outcome.deployment.model, message_id=dialect.message_id()))
+    def events(self, request: EdgeRequest, outcome: Outcome[Any]) -> _MessagesFrames:
+        return _MessagesFrames(dialect.MessageEvents(model=outcome.deployment.model, message_id=dialect.message_id()))
 
 
-class _Events:
+class _MessagesFrames:
     """Chat frames into Messages events."""
 
     __slots__ = ("_events",)

@@ -27,7 +27,6 @@ from turnout.routing.request import parse_chat_request
 from turnout.upstream.openai_wire import Frame
 
 RESPONSES_PATH = "/v1/responses"
-DROPPED_HEADER = b"x-turnout-dropped-tools"
 
 
 class ResponsesSurface:
@@ -42,22 +41,18 @@ class ResponsesSurface:
 
     def parse(self, body: Any, settings: Settings) -> EdgeRequest:
         chat_body, dropped = dialect.to_chat(body)
-        request = parse_chat_request(chat_body, max_messages=settings.max_messages)
-        if not dropped:
-            return EdgeRequest(chat=request, context=body)
-        return EdgeRequest(chat=request, context=body,
-                           headers=((DROPPED_HEADER, ",".join(dropped).encode("latin-1", "replace")),),
-                           notes={"dropped_tools": dropped})
+        return EdgeRequest.translated(parse_chat_request(chat_body, max_messages=settings.max_messages),
+                                      dropped=dropped, context=body)
 
     def answer(self, payload: dict[str, Any], outcome: Outcome[Any], request: EdgeRequest) -> dict[str, Any]:
         echo = dialect.Echo.of(request.context, model=payload.get("model") or outcome.deployment.model)
         return dialect.from_chat(payload, echo)
 
-    def events(self, request: EdgeRequest, outcome: Outcome[Any]) -> _Events:
-        return _Events(dialect.ResponseEvents(dialect.Echo.of(request.context, model=outcome.deployment.model)))
+    def events(self, request: EdgeRequest, outcome: Outcome[Any]) -> _ResponsesFrames:
+        return _ResponsesFrames(dialect.ResponseEvents(dialect.Echo.of(request.context, model=outcome.deployment.model)))
 
 
-class _Events:
+class _ResponsesFrames:
     """Chat frames into Responses events."""
 
     __slots__ = ("_events",)

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from turnout.routing.engine import Outcome
 
 
+DROPPED_TOOLS_HEADER = b"x-turnout-dropped-tools"
+
+
 @dataclass(frozen=True, slots=True)
 class EdgeRequest:
     """A client request as the engine routes it, with what its surface keeps for the answer."""
@@ -32,6 +35,14 @@ class EdgeRequest:
     headers: tuple[tuple[bytes, bytes], ...] = ()  # added to the response
     notes: Mapping[str, Any] = field(default_factory=dict)  # added to the request's log line
     context: Any = None  # the surface's own (the Responses echo, ...)
+
+    @classmethod
+    def translated(cls, chat: ChatRequest, *, dropped: list[str], context: Any = None) -> EdgeRequest:
+        """A request translated from another API; tools it could not send upstream are named in a header and the log."""
+        if not dropped:
+            return cls(chat=chat, context=context)
+        return cls(chat=chat, context=context, notes={"dropped_tools": dropped},
+                   headers=((DROPPED_TOOLS_HEADER, ",".join(dropped).encode("latin-1", "replace")),))
 
 
 class StreamEvents(Protocol):
