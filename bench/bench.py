@@ -56,12 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--src", type=Path, help="benchmark Turnout from this source tree (e.g. a scratch copy)")
     parser.add_argument("--only", help="comma-separated target keys to run (raw-aiohttp, turnout-300, "
                                        "turnout-20, litellm-proxy); default all")
+    parser.add_argument("--apis-only", action="store_true",
+                        help="Turnout targets: only the chat / Messages / Responses comparison (short)")
     parser.add_argument("--quick", action="store_true",
                         help="non-streaming runs only (no streams, no rebuild): for before/after comparisons")
     parser.add_argument("--conc", default="1,16,64", help="wrk concurrencies (default 1,16,64)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for Turnout (repeatable), e.g. TURNOUT_LOG_LEVEL=WARNING")
     args = parser.parse_args(argv)
+    if args.apis_only:
+        args.quick = True  # no rebuild, no chat-only stream tables: the API rows carry their own streams
 
     OUT.mkdir(exist_ok=True)
     procs = Procs(OUT)
@@ -152,7 +156,7 @@ def full(procs: Procs, nginx: str, args: argparse.Namespace, *, src: Path | None
         if target.key.startswith("turnout"):
             target.env.update(dict(item.split("=", 1) for item in args.env))
         results["targets"][target.key] = run_target(
-            procs, target, duration=duration, concs=concs, quick=args.quick,
+            procs, target, duration=duration, concs=concs, quick=args.quick, apis_only=args.apis_only,
             rebuild=target.key == f"turnout-{args.deployments}" and not args.quick, results=results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     results["soak"] = _soak_of_this_source(results["turnout_source"])
@@ -177,7 +181,7 @@ def _soak_of_this_source(source: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def run_target(procs: Procs, target: targets.Target, *, duration: float, concs: list[int], quick: bool,
-               rebuild: bool, results: dict[str, Any]) -> dict[str, Any]:
+               rebuild: bool, results: dict[str, Any], apis_only: bool = False) -> dict[str, Any]:
     entry: dict[str, Any] = {"label": target.label, "deployments": target.deployments}
     if target.skip_reason:
         say(f"{target.label}: skipped ({target.skip_reason})")
@@ -200,6 +204,14 @@ def run_target(procs: Procs, target: targets.Target, *, duration: float, concs: 
         entry["pool_deployments"] = pool_size(target)
     say(f"  cold start {entry['cold_start_s']:.2f}s, idle RSS {entry['rss_idle_bytes'] / 2**20:.0f} MB; warming up")
     measure.wrk(target.chat_url(), concurrency=16, duration_s=2, pid=proc.pid)
+    cfg = results["config"]
+    if apis_only and target.key.startswith("turnout"):
+        entry["apis"] = api_rows(target, pid=proc.pid, duration=duration, concs=concs,
+                                 stream_s=cfg["stream_duration_s"], stream_conc=cfg["stream_concurrency"])
+        entry["runs"] = entry["apis"]["chat"]["runs"]
+        entry["rss_after_bytes"] = rss_bytes(proc.pid)
+        procs.stop(proc)
+        return entry
     entry["runs"] = []
     for conc in concs:
         run = measure.wrk(target.chat_url(), concurrency=conc, duration_s=duration, pid=proc.pid)
@@ -210,7 +222,6 @@ def run_target(procs: Procs, target: targets.Target, *, duration: float, concs: 
         entry["rss_after_bytes"] = rss_bytes(proc.pid)
         procs.stop(proc)
         return entry
-    cfg = results["config"]
     entry["stream_ttfb"] = asdict(measure.stream_ttfb(target.stream_url(targets.SHORT_STREAM),
                                                       model=target.stream_model(targets.SHORT_STREAM)))
     entry["stream_cpu"] = asdict(measure.stream_cpu(
@@ -219,11 +230,33 @@ def run_target(procs: Procs, target: targets.Target, *, duration: float, concs: 
     say(f"  streams: TTFB p50 {entry['stream_ttfb']['ttfb_p50_ms'] or 0:.2f} ms, "
         f"CPU/chunk {entry['stream_cpu']['cpu_per_chunk_ms'] or 0:.4f} ms, "
         f"failed {entry['stream_ttfb']['failed'] + entry['stream_cpu']['failed']}")
+    if target.key.startswith("turnout"):
+        entry["apis"] = api_rows(target, pid=proc.pid, duration=duration, concs=concs,
+                                 stream_s=cfg["stream_duration_s"], stream_conc=cfg["stream_concurrency"])
     if rebuild:
         results["rebuild"] = rebuild_under_load(target, pid=proc.pid, duration=duration + 2)
     entry["rss_after_bytes"] = rss_bytes(proc.pid)
     procs.stop(proc)
     return entry
+
+
+def api_rows(target: targets.Target, *, pid: int, duration: float, concs: list[int], stream_s: float,
+             stream_conc: int) -> dict[str, Any]:
+    """The same request and stream through chat, Messages and Responses, back to back on one process.
+
+    Measured together (chat again too) so the added CPU of each translation is read off one run."""
+    rows: dict[str, Any] = {}
+    for api in ("chat", "messages", "responses"):
+        url = target.api_url(api)
+        measure.wrk(url, concurrency=16, duration_s=1, api=api)  # warm
+        runs = [measure.wrk(url, concurrency=c, duration_s=duration, pid=pid, api=api) for c in concs]
+        stream = measure.stream_cpu(url, model=target.stream_model(targets.LONG_STREAM), concurrency=stream_conc,
+                                    duration_s=stream_s, pid=pid, api=api, upstream_chunks=targets.LONG_STREAM)
+        rows[api] = {"runs": [measure.load_run_dict(r) for r in runs], "stream_cpu": asdict(stream)}
+        cpu = [r.cpu_per_request_ms or 0 for r in runs]
+        say(f"  {api:>9}: CPU/req {min(cpu):.3f}-{max(cpu):.3f} ms, CPU/upstream chunk "
+            f"{stream.cpu_per_upstream_chunk_ms or 0:.4f} ms, failed {sum(r.failed for r in runs) + stream.failed}")
+    return rows
 
 
 def rebuild_under_load(target: targets.Target, *, pid: int, duration: float) -> dict[str, Any]:

@@ -17,6 +17,11 @@ from procs import cpu_seconds
 HERE = Path(__file__).resolve().parent
 CHAT_BODY = {"model": "bench", "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
              "max_tokens": 32}
+# The same request in each API Turnout serves (Anthropic's needs max_tokens as chat's does here).
+API_BODIES = {"chat": CHAT_BODY, "messages": CHAT_BODY,
+              "responses": {"model": "bench", "input": "Say hello in one short sentence.", "max_output_tokens": 32}}
+# What a complete stream of each API ends with.
+STREAM_ENDS = {"chat": b"data: [DONE]", "messages": b"event: message_stop", "responses": b"event: response.completed"}
 
 
 @dataclass
@@ -40,12 +45,13 @@ class LoadRun:
         return sum(self.errors.values())
 
 
-def wrk(url: str, *, concurrency: int, duration_s: float, model: str = "bench", pid: int | None = None) -> LoadRun:
+def wrk(url: str, *, concurrency: int, duration_s: float, model: str = "bench", pid: int | None = None,
+        api: str = "chat") -> LoadRun:
     """Run wrk (1 thread) against `url`; when `pid` is given, charge that process tree's CPU to it."""
     argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration_s:g}s", "--timeout", "10s", "-s", str(HERE / "chat.lua"),
             url]
     before = cpu_seconds(pid) if pid else 0.0
-    done = subprocess.run(argv, capture_output=True, text=True, env={"BENCH_MODEL": model, "PATH": "/usr/bin:/bin"},
+    done = subprocess.run(argv, capture_output=True, text=True, env={"BENCH_MODEL": model, "BENCH_API": api, "PATH": "/usr/bin:/bin"},
                           timeout=duration_s + 30)
     cpu = cpu_seconds(pid) - before if pid else None
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
@@ -83,15 +89,18 @@ class StreamStats:
     streams_per_s: float = 0.0
     cpu_s: float | None = None
     cpu_per_chunk_ms: float | None = None
+    upstream_chunks: int | None = None  # chunks the upstream sent per stream, when known
+    cpu_per_upstream_chunk_ms: float | None = None  # comparable across APIs: their event counts differ
     failed: int = 0
     errors: list[str] = field(default_factory=list)
 
 
-def _stream_body(model: str) -> bytes:
-    return json.dumps({**CHAT_BODY, "model": model, "stream": True}).encode()
+def _stream_body(model: str, api: str = "chat") -> bytes:
+    return json.dumps({**API_BODIES[api], "model": model, "stream": True}).encode()
 
 
-async def _one_stream(session: aiohttp.ClientSession, url: str, body: bytes) -> tuple[float, int]:
+async def _one_stream(session: aiohttp.ClientSession, url: str, body: bytes,
+                      end: bytes = STREAM_ENDS["chat"]) -> tuple[float, int]:
     """(seconds to the first body byte, `data:` frames received excluding [DONE])."""
     started = time.perf_counter()
     async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
@@ -102,8 +111,8 @@ async def _one_stream(session: aiohttp.ClientSession, url: str, body: bytes) -> 
         rest = await resp.read()
     text = first + rest
     frames = sum(1 for line in text.split(b"\n") if line.startswith(b"data:"))
-    if b"data: [DONE]" not in text:
-        raise RuntimeError("stream ended without [DONE]")
+    if end not in text:
+        raise RuntimeError(f"stream ended without {end.decode()}")
     return ttfb, frames - 1
 
 
@@ -129,14 +138,15 @@ async def _ttfb(url: str, body: bytes, *, count: int, warmup: int) -> StreamStat
     return stats
 
 
-async def _throughput(url: str, body: bytes, *, concurrency: int, duration_s: float, pid: int | None) -> StreamStats:
+async def _throughput(url: str, body: bytes, *, concurrency: int, duration_s: float, pid: int | None,
+                      end: bytes = STREAM_ENDS["chat"]) -> StreamStats:
     stats = StreamStats(requests=0)
     stop_at = time.monotonic() + duration_s
 
     async def worker(session: aiohttp.ClientSession) -> None:
         while time.monotonic() < stop_at:
             try:
-                _, frames = await _one_stream(session, url, body)
+                _, frames = await _one_stream(session, url, body, end)
             except Exception as exc:
                 stats.failed += 1
                 stats.errors = stats.errors[-4:] + [f"{type(exc).__name__}: {exc}"[:200]]
@@ -146,7 +156,7 @@ async def _throughput(url: str, body: bytes, *, concurrency: int, duration_s: fl
             stats.chunks += frames
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-        await _one_stream(session, url, body)  # warm the connection and the target's code paths
+        await _one_stream(session, url, body, end)  # warm the connection and the target's code paths
         before = cpu_seconds(pid) if pid else 0.0
         started = time.monotonic()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
@@ -165,8 +175,14 @@ def stream_ttfb(url: str, *, model: str, count: int = 100, warmup: int = 10) -> 
     return asyncio.run(_ttfb(url, _stream_body(model), count=count, warmup=warmup))
 
 
-def stream_cpu(url: str, *, model: str, concurrency: int, duration_s: float, pid: int | None) -> StreamStats:
-    return asyncio.run(_throughput(url, _stream_body(model), concurrency=concurrency, duration_s=duration_s, pid=pid))
+def stream_cpu(url: str, *, model: str, concurrency: int, duration_s: float, pid: int | None, api: str = "chat",
+               upstream_chunks: int | None = None) -> StreamStats:
+    stats = asyncio.run(_throughput(url, _stream_body(model, api), concurrency=concurrency, duration_s=duration_s,
+                                    pid=pid, end=STREAM_ENDS[api]))
+    if upstream_chunks and stats.requests and stats.cpu_s is not None:
+        stats.upstream_chunks = upstream_chunks
+        stats.cpu_per_upstream_chunk_ms = stats.cpu_s / (stats.requests * upstream_chunks) * 1000
+    return stats
 
 
 def _percentile(values: list[float], pct: float) -> float:

@@ -95,6 +95,52 @@ def streaming(results: dict[str, Any]) -> str:
          "CPU/chunk ms", "failed"], rows)
 
 
+def apis(results: dict[str, Any]) -> str:
+    """chat, Messages and Responses on one Turnout process: what each translation adds."""
+    out = []
+    for t in results["targets"].values():
+        rows_in = t.get("apis")
+        if not rows_in:
+            continue
+        chat = rows_in["chat"]
+        chat_cpu = min(r["cpu_per_request_ms"] for r in chat["runs"])
+        chat_chunk = chat["stream_cpu"]["cpu_per_upstream_chunk_ms"]
+        rows = []
+        for api, row in rows_in.items():
+            cpu = min(r["cpu_per_request_ms"] for r in row["runs"])
+            chunk = row["stream_cpu"]["cpu_per_upstream_chunk_ms"]
+            rows.append([api, max(r["rps"] for r in row["runs"]), cpu, cpu - chat_cpu, chunk,
+                         None if chunk is None or chat_chunk is None else chunk - chat_chunk,
+                         sum(r["failed"] for r in row["runs"]) + row["stream_cpu"]["failed"]])
+        out.append(table(f"API surfaces ({t['label']}; CPU/request: best of the concurrencies; streams: "
+                         f"{results['config']['long_stream']} upstream chunks each)",
+                         ["api", "best req/s", "CPU/request ms", "added ms", "CPU/upstream chunk ms", "added ms",
+                          "failed"], rows))
+    return "\n\n".join(out)
+
+
+def api_checks(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 12's targets: added CPU per request and per streamed event over chat, on one core."""
+    checks: list[dict[str, Any]] = []
+    for key in ("turnout-300", "turnout-20"):
+        rows = (results["targets"].get(key) or {}).get("apis")
+        if not rows:
+            continue
+        chat_cpu = min(r["cpu_per_request_ms"] for r in rows["chat"]["runs"])
+        chat_chunk = rows["chat"]["stream_cpu"]["cpu_per_upstream_chunk_ms"]
+        for api in ("messages", "responses"):
+            added = min(r["cpu_per_request_ms"] for r in rows[api]["runs"]) - chat_cpu
+            checks.append({"target": f"{api}: added CPU per request over chat ({key})", "measured": added,
+                           "unit": "ms", "bound": "<= 0.15 ms", "met": added <= 0.15})
+            chunk = rows[api]["stream_cpu"]["cpu_per_upstream_chunk_ms"]
+            if chunk is not None and chat_chunk is not None:
+                checks.append({"target": f"{api}: added CPU per streamed event over chat ({key})",
+                               "measured": chunk - chat_chunk, "unit": "ms", "bound": "<= 0.01 ms",
+                               "met": chunk - chat_chunk <= 0.01})
+        break
+    return checks
+
+
 def rebuild(results: dict[str, Any]) -> str:
     rb = results.get("rebuild")
     if not rb:
@@ -123,7 +169,7 @@ def target_checks(results: dict[str, Any]) -> list[dict[str, Any]]:
                        "met": None if measured is None else met})
 
     if not big or big.get("skipped"):
-        return checks
+        return checks + api_checks(results)
     direct_p50 = _direct_c1_p50(results)
     peak = max(r["rps"] for r in big["runs"])
     add("req/s on one core, 300 deployments (best of the concurrencies)", peak, ">= 1,500", peak >= 1500)
@@ -169,7 +215,7 @@ def target_checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     if raw:
         ratio = peak / max(r["rps"] for r in raw["runs"])
         add("req/s vs raw aiohttp pass-through (info: over half)", ratio, ">= 0.5", ratio >= 0.5, "x")
-    return checks
+    return checks + api_checks(results)
 
 
 def checks_table(checks: list[dict[str, Any]]) -> str:
@@ -182,6 +228,6 @@ def checks_table(checks: list[dict[str, Any]]) -> str:
 
 
 def render(results: dict[str, Any]) -> str:
-    parts = [non_streaming(results), process(results), streaming(results), rebuild(results),
+    parts = [non_streaming(results), process(results), streaming(results), apis(results), rebuild(results),
              checks_table(results["checks"])]
     return "\n\n".join(p for p in parts if p)

@@ -6,6 +6,8 @@
 #   bash bench/run.sh --profile  py-spy flame graph of Turnout under load (bench/out/profile.svg);
 #                                add --stream to load it with 500-chunk streams instead of wrk
 #   bash bench/run.sh --soak     RSS over 10 minutes of mixed load (~11 min; --minutes N for less)
+#   bash bench/run.sh --apis-only --only turnout-20
+#                                chat vs Anthropic Messages vs OpenAI Responses on one Turnout (~2 min)
 #
 # Other options (bench/bench.py --help): --ref REV measures a commit instead of the work tree,
 # --src DIR a scratch copy, --only KEYS some targets, --quick non-streaming runs only,
@@ -26,6 +28,7 @@ for arg in "$@"; do
     --smoke) MODE="smoke" ;;
     --profile) MODE="profile" ;;
     --soak) MODE="soak" ;;
+    --apis-only) MODE="apis" ;;
   esac
 done
 

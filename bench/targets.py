@@ -19,6 +19,7 @@ PROXY_VENV = HERE / ".venv-litellm-proxy"
 SHORT_STREAM, LONG_STREAM = 20, 500
 STREAMS = (SHORT_STREAM, LONG_STREAM)
 ADMIN_KEY = "bench-admin-key"
+API_PATHS = {"chat": "/v1/chat/completions", "messages": "/v1/messages", "responses": "/v1/responses"}
 
 
 @dataclass
@@ -35,6 +36,10 @@ class Target:
 
     def chat_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1/chat/completions"
+
+    def api_url(self, api: str) -> str:
+        """Turnout's route for one API: chat, messages (Anthropic) or responses (OpenAI)."""
+        return f"http://127.0.0.1:{self.port}{API_PATHS[api]}"
 
     def stream_url(self, chunks: int) -> str:
         if self.routes_streams_by_path:

@@ -1,5 +1,7 @@
 """Requests generated from the gateway's own OpenAPI document (schemathesis): whatever comes in,
-no answer is a 5xx, none hangs, and every 4xx is OpenAI's `{"error": {message, type, param, code}}`.
+no answer is a 5xx, none hangs, and every 4xx is in its API's shape: OpenAI's
+`{"error": {message, type, param, code}}`, Anthropic's `{"type": "error", "error": {type, message}}`
+on /v1/messages.
 
 The schema is read from a running gateway (GET /openapi.json) and its upstream is the sandbox.
 Most valid chat bodies get a real alias as `model`, so they go all the way to the sandbox and
@@ -30,6 +32,11 @@ POSITIVE, NEGATIVE = schemathesis.GenerationMode.POSITIVE, schemathesis.Generati
 RUNS = [
     ("POST", "/v1/chat/completions", POSITIVE, 80),
     ("POST", "/v1/chat/completions", NEGATIVE, 80),
+    ("POST", "/v1/messages", POSITIVE, 50),
+    ("POST", "/v1/messages", NEGATIVE, 50),
+    ("POST", "/v1/messages/count_tokens", POSITIVE, 20),
+    ("POST", "/v1/responses", POSITIVE, 50),
+    ("POST", "/v1/responses", NEGATIVE, 50),
     ("GET", "/v1/models", POSITIVE, 5),
     ("GET", "/v1/models/{model_id}", POSITIVE, 60),
     ("GET", "/healthz", POSITIVE, 5),
@@ -106,7 +113,10 @@ def fuzz(operation: Any, *, mode: schemathesis.GenerationMode, examples: int) ->
         # The admin key is also a client key, so every route is reached past auth.
         response = case.call(headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=REQUEST_TIMEOUT_S)
         statuses[response.status_code] += 1
-        assert_no_5xx_and_openai_shaped(case, response)
+        if case.path.startswith("/v1/messages"):
+            assert_no_5xx_and_anthropic_shaped(case, response)
+        else:
+            assert_no_5xx_and_openai_shaped(case, response)
 
     check()
     return statuses
@@ -123,6 +133,16 @@ def assert_no_5xx_and_openai_shaped(case: Any, response: Any) -> None:
         assert isinstance(error["type"], str) and error["type"], where
         assert error["param"] is None or isinstance(error["param"], str), where
         assert error["code"] is None or isinstance(error["code"], str), where
+
+
+def assert_no_5xx_and_anthropic_shaped(case: Any, response: Any) -> None:
+    status = response.status_code
+    where = f"{case.method} {case.formatted_path} -> {status}: {response.text[:500]}"
+    assert status < 500, where
+    if status >= 400:
+        payload = response.json()
+        assert payload.get("type") == "error" and set(payload["error"]) == {"type", "message"}, where
+        assert isinstance(payload["error"]["message"], str) and payload["error"]["message"], where
 
 
 def test_wrong_key_gets_openai_shaped_401_everywhere(gateway: LiveGateway) -> None:

@@ -83,7 +83,7 @@ def test_a_fallback_after_a_429_is_counted_for_the_right_deployment(chain: Calla
     sandbox.server.set_plan(FaultPlan(models={CHAIN_PRIMARY: ModelFaults(rate_limit_rate=1.0, retry_after_s=30)}))
     resp = chat(gw, "primary")
     assert resp.status_code == 200 and resp.headers["x-turnout-fallback"] == "true"
-    wait_for(gw, 1, "turnout_requests_total", alias="primary", status_class="2xx", stream="false")
+    wait_for(gw, 1, "turnout_requests_total", api="chat", alias="primary", status_class="2xx", stream="false")
     assert value(gw, "turnout_upstream_attempts_total", model="primary", tier="static", outcome="rate_limited") == 1
     assert value(gw, "turnout_upstream_attempts_total", model="backup", tier="static", outcome="ok") == 1
     assert value(gw, "turnout_upstream_attempts_total", model="backup", tier="static", outcome="rate_limited") == 0
@@ -91,7 +91,7 @@ def test_a_fallback_after_a_429_is_counted_for_the_right_deployment(chain: Calla
     assert value(gw, "turnout_retries_total", alias="primary") == 1
     assert value(gw, "turnout_cooldowns_total", model="primary", tier="static", reason="rate_limited") == 1
     assert value(gw, "turnout_gateway_overhead_seconds_count") == 1
-    assert value(gw, "turnout_request_duration_seconds_count", alias="primary", stream="false") == 1
+    assert value(gw, "turnout_request_duration_seconds_count", api="chat", alias="primary", stream="false") == 1
     assert value(gw, "turnout_requests_in_flight") == 0
     usage = resp.json()["usage"]
     assert value(gw, "turnout_tokens_total", model="backup", tier="static", kind="prompt") == usage["prompt_tokens"]
@@ -100,7 +100,7 @@ def test_a_fallback_after_a_429_is_counted_for_the_right_deployment(chain: Calla
 
     # Benched now: the next request goes straight to the backup — a fallback, but no retry.
     assert chat(gw, "primary").status_code == 200
-    wait_for(gw, 2, "turnout_requests_total", alias="primary", status_class="2xx", stream="false")
+    wait_for(gw, 2, "turnout_requests_total", api="chat", alias="primary", status_class="2xx", stream="false")
     assert value(gw, "turnout_upstream_attempts_total", model="primary", tier="static", outcome="rate_limited") == 1
     assert value(gw, "turnout_fallbacks_total", from_group="primary", to_group="backup") == 2
     assert value(gw, "turnout_retries_total", alias="primary") == 1
@@ -115,7 +115,7 @@ def test_server_errors_and_resets_are_counted_by_outcome(chain: Callable[..., An
                                               CHAIN_BACKUP: ModelFaults(reset_rate=1.0)}))
     assert chat(gw, "primary").status_code == 200  # 503, then the same deployment again
     assert chat(gw, "backup").status_code == 502  # reset, and reset again
-    wait_for(gw, 1, "turnout_requests_total", alias="backup", status_class="5xx", stream="false")
+    wait_for(gw, 1, "turnout_requests_total", api="chat", alias="backup", status_class="5xx", stream="false")
     assert value(gw, "turnout_upstream_attempts_total", model="primary", tier="static", outcome="server_error") == 1
     assert value(gw, "turnout_upstream_attempts_total", model="primary", tier="static", outcome="ok") == 1
     assert value(gw, "turnout_upstream_attempts_total", model="backup", tier="static",
@@ -143,7 +143,7 @@ def test_paid_usage_adds_cost_tokens_and_reasoning(start_gateway: Callable[..., 
     streamed, usage = stream_usage(gw, "paid")
     assert usage["cost"] > 0 and usage["completion_tokens_details"]["reasoning_tokens"] > 0
     add(streamed, usage, usage["cost"])
-    wait_for(gw, 1, "turnout_requests_total", alias="paid", status_class="2xx", stream="true")
+    wait_for(gw, 1, "turnout_requests_total", api="chat", alias="paid", status_class="2xx", stream="true")
 
     models = {d.model for d in gw.state.holder.current.pool.deployments.values() if d.tier == "paid"}
     assert sum(spent.values()) > 0 and set(spent) <= models
@@ -152,7 +152,7 @@ def test_paid_usage_adds_cost_tokens_and_reasoning(start_gateway: Callable[..., 
         for kind in ("prompt", "completion", "reasoning"):
             assert value(gw, "turnout_tokens_total", model=model, tier="paid",
                          kind=kind) == tokens.get((model, kind), 0), (model, kind)
-    assert value(gw, "turnout_time_to_first_token_seconds_count", alias="paid") == 1
+    assert value(gw, "turnout_time_to_first_token_seconds_count", api="chat", alias="paid") == 1
 
 
 @pytest.mark.parametrize(
@@ -222,7 +222,7 @@ def test_a_model_that_leaves_the_pool_loses_its_series(start_gateway: Callable[.
     leaving, staying = [pool.deployments[m.deployment_id].model for m in pool.groups["free"].members[:2]]
     for model in (leaving, staying):
         assert chat(gw, model).status_code == 200
-    wait_for(gw, 2, "turnout_requests_total", alias="model", status_class="2xx", stream="false")
+    wait_for(gw, 2, "turnout_requests_total", api="chat", alias="model", status_class="2xx", stream="false")
     assert value(gw, "turnout_upstream_attempts_total", model=leaving, tier="free", outcome="ok") == 1
     catalogue = sandbox.server.catalogue
     sandbox.server.remove_model(leaving)
@@ -246,8 +246,8 @@ def test_request_labels_stay_bounded(start_gateway: Callable[..., Any]) -> None:
         assert resp.status_code == 404
     assert httpx.post(f"{gw.url}/v1/chat/completions", headers=key, json={"model": "AUTO", "messages": HELLO}
                       ).status_code == 200
-    wait_for(gw, 3, "turnout_requests_total", alias="other", status_class="4xx", stream="false")
-    wait_for(gw, 1, "turnout_requests_total", alias="auto", status_class="2xx", stream="false")
+    wait_for(gw, 3, "turnout_requests_total", api="chat", alias="other", status_class="4xx", stream="false")
+    wait_for(gw, 1, "turnout_requests_total", api="chat", alias="auto", status_class="2xx", stream="false")
     metrics = httpx.get(f"{gw.url}/metrics")  # operators scrape without a client key
     assert metrics.status_code == 200 and "no-such-model" not in metrics.text
 

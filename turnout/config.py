@@ -91,6 +91,7 @@ class AliasSpec(_Section):
     fallbacks: list[str] = Field(default_factory=list)
     context_window_fallbacks: list[str] = Field(default_factory=list)
     content_policy_fallbacks: list[str] = Field(default_factory=list)
+    sticky: bool = False
 
     @field_validator("size")
     @classmethod
@@ -106,6 +107,7 @@ def default_aliases() -> dict[str, AliasSpec]:
         "auto": AliasSpec(
             description="Free tool-capable models first, paid tool-capable models after.",
             context_window_fallbacks=["long"],
+            sticky=True,
         ),
         "free": AliasSpec(description="Free tool-capable models only.", tiers=["free"], size={"free": 10}),
         "paid": AliasSpec(description="Paid tool-capable models only.", tiers=["paid"], size={"paid": 6}),
@@ -189,6 +191,7 @@ class StaticDeployment(_Section):
     json_mode: bool = True
     input_cost_per_token: float = Field(0.0, ge=0)
     output_cost_per_token: float = Field(0.0, ge=0)
+    sticky: bool = False
 
     @field_validator("model")
     @classmethod
@@ -202,6 +205,14 @@ class StaticDeployment(_Section):
         if self.wire == "openai" and not self.api_base:
             raise ValueError("wire 'openai' needs an api_base")
         return self
+
+
+class SessionSettings(_Section):
+    """Sticky sessions: a conversation's turns stay on the deployment that answered its first."""
+
+    enabled: bool = True
+    ttl_s: float = Field(3600.0, gt=0)
+    max_entries: int = Field(100_000, ge=1)
 
 
 def _is_loopback(host: str) -> bool:
@@ -251,6 +262,7 @@ class Settings(BaseSettings):
     aliases: dict[str, AliasSpec] = Field(default_factory=default_aliases)
     deployments: list[StaticDeployment] = Field(default_factory=list)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
 
     @field_validator("api_keys", mode="before")
     @classmethod

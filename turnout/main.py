@@ -34,6 +34,7 @@ from turnout.routing.engine import Engine
 from turnout.routing.feedback import PassiveFeedback
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.snapshot import SnapshotHolder, load_router_library
+from turnout.routing.sticky import InProcessPins, StickySessions
 from turnout.upstream.openai_wire import OpenAIWire
 
 log = logging.getLogger("turnout")
@@ -86,8 +87,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         manager = PoolManager(settings=settings, holder=holder, http=http, base_url=settings.openrouter_base_url,
                               api_key=api_key or ("sandbox" if settings.use_sandbox else None), passive=passive,
                               budget=budget, observer=RefreshMetrics(metrics), busy=lambda: metrics.active > 0)
+        sessions = StickySessions(settings=settings, store=InProcessPins(max_entries=settings.sessions.max_entries),
+                                  on_result=metrics.pinned)
         engine = Engine(settings=settings, wire=OpenAIWire(session, connect_s=settings.timeouts.connect_s),
-                        budget=budget, holder=holder, observer=PassiveFeedback(passive, then=MetricsObserver(metrics)))
+                        budget=budget, holder=holder, observer=PassiveFeedback(passive, then=MetricsObserver(metrics)),
+                        sessions=sessions)
         metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine)
         app.state.turnout = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
                                         manager=manager, extras={"metrics": metrics})

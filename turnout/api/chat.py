@@ -20,8 +20,10 @@ from starlette.types import Receive, Scope, Send
 
 from turnout.api.asgi import JSON_TYPE, DisconnectWatch, Headers, Reply, RequestHead, read_json, send_error
 from turnout.api.deps import AppState, check_client_key
-from turnout.api.error_shapes import INTERNAL_ERROR
+from turnout.api.error_shapes import INTERNAL_ERROR, error_body
 from turnout.api.scrape import metrics_of
+from turnout.api.surface import EdgeRequest, StreamEvents, Surface
+from turnout.config import Settings
 from turnout.encoding import dumps
 from turnout.errors import ClientClosedRequest, GatewayError, MethodNotAllowed, NotReady
 from turnout.observability.request_log import RequestLog
@@ -29,6 +31,7 @@ from turnout.observability.usage import Cost
 from turnout.routing.engine import Outcome
 from turnout.routing.request import ChatRequest, parse_chat_request
 from turnout.routing.snapshot import Snapshot
+from turnout.routing.sticky import session_key
 from turnout.upstream.failures import AttemptError
 from turnout.upstream.openai_wire import Frame
 
@@ -41,54 +44,107 @@ _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache
 _DONE = b"data: [DONE]\n\n"
 
 
-async def serve(state: AppState | None, scope: Scope, receive: Receive, send: Send) -> None:
-    """One chat request, from the first header to the last byte; never raises."""
+class ChatSurface:
+    """Chat completions as they came: the body goes to the engine as is, frames leave as they arrived."""
+
+    api = "chat"
+    path = CHAT_PATH
+
+    def error_body(self, exc: GatewayError) -> bytes:
+        return error_body(exc)
+
+    def authorization(self, head: RequestHead) -> str | None:
+        return head.get(b"authorization")
+
+    def parse(self, body: Any, settings: Settings) -> EdgeRequest:
+        return EdgeRequest(chat=parse_chat_request(body, max_messages=settings.max_messages))
+
+    def answer(self, payload: dict[str, Any], outcome: Outcome[Any], request: EdgeRequest) -> dict[str, Any]:
+        return payload
+
+    def events(self, request: EdgeRequest, outcome: Outcome[Any]) -> StreamEvents:
+        return _ChatFrames(include_usage=request.chat.include_usage)
+
+
+class _ChatFrames:
+    __slots__ = ("_include_usage",)
+
+    def __init__(self, *, include_usage: bool) -> None:
+        self._include_usage = include_usage
+
+    def frame(self, frame: Frame) -> bytes:
+        data = frame.data
+        if data is None:
+            return b"data: " + frame.raw + b"\n\n"
+        if self._include_usage or data.get("choices"):
+            return b"data: " + _clean_frame(frame) + b"\n\n"
+        return b""
+
+    def end(self) -> bytes:
+        return _DONE
+
+    def fail(self, message: str, *, type_: str, code: str, request_id: str) -> bytes:
+        return _error_frame(message, type_=type_, code=code, request_id=request_id) + _DONE
+
+
+CHAT = ChatSurface()
+
+
+async def serve(state: AppState | None, scope: Scope, receive: Receive, send: Send, *,
+                surface: Surface = CHAT) -> None:
+    """One request of `surface`'s API, from the first header to the last byte; never raises."""
     head = RequestHead(scope)
     request_id = head.request_id()
     if state is None:  # the lifespan has not built the app state yet
-        await send_error(send, NotReady("The gateway is starting; see GET /readyz."), request_id)
+        await send_error(send, NotReady("The gateway is starting; see GET /readyz."), request_id,
+                         shape=surface.error_body)
         return
     metrics = metrics_of(state)
-    meter = metrics.open_request()
+    meter = metrics.open_request(api=surface.api)
     token = metrics.current_meter.set(meter)
-    reply = Reply(send, meter)
+    reply = Reply(send, meter, shape=surface.error_body)
     try:
-        await _chat(state, head, receive, reply, request_id)
+        await _chat(state, head, receive, reply, request_id, surface)
     except GatewayError as exc:
         await reply.error(exc, request_id)
     except Exception:
-        log.exception("unhandled error on POST %s", CHAT_PATH)
+        log.exception("unhandled error on POST %s", surface.path)
         await reply.error(INTERNAL_ERROR, request_id)
     finally:
         metrics.current_meter.reset(token)
         metrics.close_request(meter)
 
 
-async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Reply, request_id: str) -> None:
+async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Reply, request_id: str,
+                surface: Surface) -> None:
     if head.method != "POST":
-        raise MethodNotAllowed(f"Use POST for {CHAT_PATH}.", headers={"Allow": "POST"})
+        raise MethodNotAllowed(f"Use POST for {surface.path}.", headers={"Allow": "POST"})
     settings = state.settings
     if settings.auth_required:
-        check_client_key(settings, head.get(b"authorization"))
+        check_client_key(settings, surface.authorization(head))
     body = await read_json(receive, head, settings.max_body_bytes)
-    chat = parse_chat_request(body, max_messages=settings.max_messages)
+    request = surface.parse(body, settings)
+    chat = request.chat
     snapshot = state.holder.current
     if snapshot is None:
         raise NotReady("No routable pool yet; see GET /readyz.")
     log_line = RequestLog(request_id=request_id, requested=chat.model, stream=chat.stream, settings=settings,
-                          messages=chat.body.get("messages"), meter=reply.meter)
+                          messages=chat.body.get("messages"), meter=reply.meter, api=surface.api,
+                          notes=request.notes)
     watch = DisconnectWatch(receive)
+    session = _session_source(head, chat)
     try:
         if chat.stream:
-            await _stream(state, snapshot, chat, log_line, reply, watch)
+            await _stream(state, snapshot, request, log_line, reply, watch, surface, session)
         else:
-            outcome = await state.engine.complete(chat, snapshot)
+            outcome = await state.engine.complete(chat, snapshot, session=session)
             watch.stop()
             payload = _normalise(outcome.value, outcome)
             cost = log_line.finished(outcome, status=200, usage=payload.get("usage"),
                                      completion=payload.get("choices"))
-            data = dumps(payload)
+            data = dumps(surface.answer(payload, outcome, request))
             headers = _outcome_headers(request_id, outcome, cost)
+            headers += request.headers
             headers += ((b"content-type", JSON_TYPE), (b"content-length", str(len(data)).encode()))
             await reply.start(200, headers)
             await reply.body(data, more=False)
@@ -107,10 +163,17 @@ async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Rep
         watch.stop()
 
 
-async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_line: RequestLog, reply: Reply,
-                  watch: DisconnectWatch) -> None:
-    outcome = await state.engine.open_stream(chat, snapshot)
+def _session_source(head: RequestHead, chat: ChatRequest) -> Callable[[], str | None]:
+    """The sticky-session key, worked out only when the request's group pins."""
+    return lambda: session_key(head.get, chat.body)
+
+
+async def _stream(state: AppState, snapshot: Snapshot, request: EdgeRequest, log_line: RequestLog, reply: Reply,
+                  watch: DisconnectWatch, surface: Surface, session: Callable[[], str | None]) -> None:
+    engine = state.engine
+    outcome = await engine.open_stream(request.chat, snapshot, session=session)
     source, frame = outcome.value
+    events = surface.events(request, outcome)
     # Frames that arrived together leave together: one write instead of one per frame.
     ready: Callable[[], bool] = getattr(source, "ready", _never)
     idle_s = state.settings.timeouts.stream_idle_s
@@ -118,26 +181,24 @@ async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_li
     out: list[bytes] = []
     try:
         # The cost is known only at the end of a stream; the headers go first.
-        await reply.start(200, _outcome_headers(log_line.request_id, outcome, None) + _SSE_HEADERS)
+        await reply.start(200, [*_outcome_headers(log_line.request_id, outcome, None), *request.headers,
+                                *_SSE_HEADERS])
         while frame is not None:
-            data = frame.data
-            if data is None:
-                out.append(b"data: " + frame.raw + b"\n\n")
-            else:
-                if data.get("usage"):
-                    usage = data["usage"]
-                if chat.include_usage or data.get("choices"):
-                    out.append(b"data: " + _clean_frame(frame) + b"\n\n")
+            if frame.data is not None and frame.data.get("usage"):
+                usage = frame.data["usage"]
+            encoded = events.frame(frame)
+            if encoded:
+                out.append(encoded)
             if out and not ready():
                 await reply.body(b"".join(out), more=True)
                 out.clear()
             frame = await source.next(idle_s)
-        out += (source.trailer(), _DONE)
+        out += (source.trailer(), events.end())
         log_line.finished(outcome, status=200, usage=usage, stream=source)
     except AttemptError as error:  # the stream broke and could not be continued (already recorded)
-        out += (_error_frame(f"The upstream stream failed after it started: {error.message}",
-                             type_="upstream_error", code=error.kind, request_id=log_line.request_id),
-                source.trailer(), _DONE)
+        out += (source.trailer(), events.fail(f"The upstream stream failed after it started: {error.message}",
+                                               type_="upstream_error", code=error.kind,
+                                               request_id=log_line.request_id))
         log_line.finished(outcome, status=200, usage=usage, stream_error=error.kind, stream=source)
     except asyncio.CancelledError:
         if watch.gone:
@@ -145,9 +206,8 @@ async def _stream(state: AppState, snapshot: Snapshot, chat: ChatRequest, log_li
         raise
     except Exception as exc:
         log.exception("stream from %s failed inside the gateway", outcome.deployment.model)
-        out += (_error_frame(f"The gateway failed while relaying the stream ({type(exc).__name__}); it has been "
-                             "logged.", type_="api_error", code="internal_error", request_id=log_line.request_id),
-                _DONE)
+        out.append(events.fail(f"The gateway failed while relaying the stream ({type(exc).__name__}); it has been "
+                               "logged.", type_="api_error", code="internal_error", request_id=log_line.request_id))
         log_line.finished(outcome, status=200, usage=usage, stream_error="internal_error")
     finally:
         source.close()
@@ -169,6 +229,8 @@ def _outcome_headers(request_id: str, outcome: Outcome[Any], cost: Cost | None) 
         (b"x-turnout-attempts", str(len(outcome.attempts)).encode()),
         (b"x-turnout-fallback", b"true" if outcome.fallback else b"false"),
     ]
+    if outcome.pin is not None:
+        headers.append((b"x-turnout-pin", outcome.pin.encode()))
     if cost is not None:
         headers.append((b"x-turnout-cost-usd", f"{cost.usd:.8f}".encode()))
     return headers

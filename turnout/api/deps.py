@@ -52,7 +52,9 @@ def _matches(token: str, keys: list[str]) -> bool:
 async def require_client(request: Request, state: State) -> None:
     settings = state.settings
     if settings.auth_required:
-        check_client_key(settings, request.headers.get("authorization"))
+        # Anthropic clients (Claude Code listing models) send the key as x-api-key.
+        api_key = request.headers.get("x-api-key")
+        check_client_key(settings, f"Bearer {api_key}" if api_key else request.headers.get("authorization"))
 
 
 def check_client_key(settings: Settings, authorization: str | None) -> None:

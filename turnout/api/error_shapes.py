@@ -1,4 +1,9 @@
-"""The edge: every error leaves as OpenAI's `{"error": {message, type, param, code}}`."""
+"""The edge: every error leaves in its API's shape.
+
+OpenAI's `{"error": {message, type, param, code}}` for chat completions, the Responses API
+and every FastAPI route; Anthropic's `{"type": "error", "error": {type, message}}` for the
+Messages API, with Anthropic's error types for each status.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +37,25 @@ def error_response(
     return Response(json.dumps(body).encode(), status_code=status, media_type="application/json", headers=headers)
 
 
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    405: "invalid_request_error", 413: "request_too_large", 415: "invalid_request_error",
+    429: "rate_limit_error", 499: "invalid_request_error", 503: "overloaded_error", 529: "overloaded_error",
+}
+
+
 def error_body(exc: GatewayError) -> bytes:
     return dumps(exc.body())
+
+
+def anthropic_error_body(exc: GatewayError) -> bytes:
+    """Anthropic's error shape; the param (when known) is named in the message, as Anthropic does."""
+    message = exc.message if not exc.param or exc.param in exc.message else f"{exc.param}: {exc.message}"
+    return dumps({"type": "error", "error": {"type": anthropic_error_type(exc.status), "message": message}})
+
+
+def anthropic_error_type(status: int) -> str:
+    return _ANTHROPIC_TYPES.get(status, "api_error")
 
 
 def error_headers(exc: GatewayError, request_id: str | None) -> dict[str, str]:

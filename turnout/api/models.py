@@ -1,7 +1,14 @@
-"""GET /v1/models and /v1/models/{id}: aliases and every concrete model in the pool."""
+"""GET /v1/models and /v1/models/{id}: aliases and every concrete model in the pool.
+
+One listing serves both kinds of client: OpenAI's list shape (`object`, `data[].id`,
+`created`, `owned_by`) with Anthropic's fields beside it (`data[].type`, `display_name`,
+`created_at`; `has_more`, `first_id`, `last_id`), so Claude Code and the Anthropic SDK
+can discover models from the same route.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -18,7 +25,9 @@ async def list_models(state: State) -> dict[str, Any]:
     snapshot = state.holder.current
     if snapshot is None:
         raise NotReady("No routable pool yet; see GET /readyz.")
-    return {"object": "list", "data": [describe(group, snapshot.pool) for group in snapshot.pool.groups.values()]}
+    data = [describe(group, snapshot.pool) for group in snapshot.pool.groups.values()]
+    return {"object": "list", "data": data, "has_more": False,
+            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
 
 
 @router.get("/v1/models/{model_id:path}", summary="Describe one model or alias")
@@ -36,6 +45,9 @@ def describe(group: Group, pool: Pool) -> dict[str, Any]:
         "object": "model",
         "created": int(pool.built_at),
         "owned_by": _owner(group, deps),
+        "type": "model",
+        "display_name": group.name,
+        "created_at": datetime.fromtimestamp(int(pool.built_at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "kind": group.kind,
         "tier": _tier(deps),
         "context_length": max((d.context_length or 0 for d in deps), default=0) or None,

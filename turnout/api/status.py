@@ -157,15 +157,20 @@ def _tiles(view: StatusView) -> str:
     span = f"{len(minutes)} min"
     requests: dict[str, int] = {}
     outcomes: dict[str, int] = {}
+    apis: dict[str, int] = {}
     for minute in minutes:
         for klass, count in minute.requests.items():
             requests[klass] = requests.get(klass, 0) + count
+        for api, count in minute.apis.items():
+            apis[api] = apis.get(api, 0) + count
         for (_, outcome), count in minute.attempts.items():
             outcomes[outcome] = outcomes.get(outcome, 0) + count
     total_req = sum(requests.values())
     total_att = sum(outcomes.values())
     ok_req, ok_att = requests.get("2xx", 0), outcomes.get("ok", 0)
     req_sub = f'{_pct(ok_req, total_req)} 2xx · {requests.get("4xx", 0)} 4xx · {requests.get("5xx", 0)} 5xx'
+    if set(apis) - {"chat"}:  # say which APIs the traffic came through once agents use the others
+        req_sub += "<br>" + " · ".join(f"{n:,} {escape(api)}" for api, n in sorted(apis.items()))
     att_sub = f"{_pct(ok_att, total_att)} ok · {total_att - ok_att} failed"
     tiers = " · ".join(f"{n} {escape(t)}" for t, n in sorted(view.tiers.items())) or "empty"
     benched = len({r.model for a in view.aliases for r in a.rows if r.cooling_s})

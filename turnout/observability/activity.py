@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)
 class Minute:
-    """One minute of traffic: upstream attempts by (model, outcome), client requests by status class."""
+    """One minute of traffic: upstream attempts by (model, outcome), client requests by status class and by API."""
 
     minute: int
     attempts: dict[tuple[str, str], int] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
+    apis: dict[str, int] = field(default_factory=dict)
 
 
 class RecentActivity:
@@ -34,9 +35,10 @@ class RecentActivity:
         key = (model, outcome)
         counts[key] = counts.get(key, 0) + 1
 
-    def request(self, klass: str, now: float | None = None) -> None:
-        counts = self._bucket(now).requests
-        counts[klass] = counts.get(klass, 0) + 1
+    def request(self, klass: str, now: float | None = None, *, api: str = "chat") -> None:
+        bucket = self._bucket(now)
+        bucket.requests[klass] = bucket.requests.get(klass, 0) + 1
+        bucket.apis[api] = bucket.apis.get(api, 0) + 1
 
     def window(self, now: float | None = None) -> list[Minute]:
         """The last `minutes` minutes, oldest first, with empty minutes filled in."""

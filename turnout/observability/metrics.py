@@ -36,6 +36,7 @@ from turnout.observability.usage import Cost, usage_tokens
 from turnout.pool.model import Deployment, Pool
 from turnout.pool.refresh import RefreshObserver
 from turnout.routing.engine import AttemptObserver
+from turnout.routing.sticky import PIN_RESULTS, PinResult
 from turnout.upstream import litellm_internals
 
 if TYPE_CHECKING:
@@ -122,14 +123,14 @@ class Metrics:
             return Labelled(Histogram(name, doc, labels, buckets=buckets, registry=r), labels)
 
         # -- client requests (POST /v1/chat/completions) -----------------------------------
-        self.requests = counter("turnout_requests_total", "Client chat requests.",
-                                "alias", "status_class", "stream")
+        self.requests = counter("turnout_requests_total", "Client requests (chat, messages, responses).",
+                                "api", "alias", "status_class", "stream")
         self.request_duration = histogram(
             "turnout_request_duration_seconds", "Client request time, to the end of the response body.",
-            _LATENCY_BUCKETS, "alias", "stream")
+            _LATENCY_BUCKETS, "api", "alias", "stream")
         self.time_to_first_token = histogram(
             "turnout_time_to_first_token_seconds", "Streams: request start to the first SSE frame sent.",
-            _TTFT_BUCKETS, "alias")
+            _TTFT_BUCKETS, "api", "alias")
         self.in_flight = Gauge("turnout_requests_in_flight", "Client chat requests being served now.",
                                registry=r)
         self.overhead = Histogram(
@@ -137,6 +138,11 @@ class Metrics:
             "Answered requests: time not spent waiting on upstream attempts (includes retry backoff).",
             buckets=_OVERHEAD_BUCKETS, registry=r)
         self.retries = counter("turnout_retries_total", "Upstream attempts after a request's first.", "alias")
+        self.session_pins = counter("turnout_session_pins_total",
+                                    "Sticky sessions: requests that kept their pinned deployment (pinned), had "
+                                    "none yet (new) or were re-pinned after it failed or left (moved).", "result")
+        for result in PIN_RESULTS:
+            self.session_pins(result)
         self.fallbacks = counter("turnout_fallbacks_total",
                                  "Requests answered by a fallback group instead of the requested one.",
                                  "from_group", "to_group")
@@ -266,9 +272,14 @@ class Metrics:
         self.refreshes(kind, outcome).inc()
         self.refresh_duration(kind).observe(duration_s)
 
-    def open_request(self) -> RequestMeter:
+    def pinned(self, result: PinResult) -> None:
+        self.session_pins(result).inc()
+
+    def open_request(self, *, api: str = "chat") -> RequestMeter:
         self.active += 1
-        return RequestMeter(self)
+        meter = RequestMeter(self)
+        meter.api = api
+        return meter
 
     def close_request(self, meter: RequestMeter) -> None:
         now = time.monotonic()
@@ -276,16 +287,16 @@ class Metrics:
         alias = self.group_label(meter.group or meter.requested)
         stream = "true" if meter.stream else "false"
         klass = status_class(meter.status or 500)
-        self.requests(alias, klass, stream).inc()
-        self.request_duration(alias, stream).observe(now - meter.started)
+        self.requests(meter.api, alias, klass, stream).inc()
+        self.request_duration(meter.api, alias, stream).observe(now - meter.started)
         if meter.stream and meter.first_byte_at is not None and klass == "2xx":
-            self.time_to_first_token(alias).observe(meter.first_byte_at - meter.started)
+            self.time_to_first_token(meter.api, alias).observe(meter.first_byte_at - meter.started)
         if meter.attempts > 1:
             self.retries(alias).inc(meter.attempts - 1)
         if meter.answered and meter.attempts:
             until = meter.first_byte_at if meter.stream and meter.first_byte_at is not None else now
             self.overhead.observe(max(0.0, until - meter.started - meter.upstream_s))
-        self.activity.request(klass)
+        self.activity.request(klass, api=meter.api)
 
     def watch(self, *, budget: FreeTierBudget, manager: PoolManager, holder: SnapshotHolder, engine: Engine) -> None:
         """Register the scrape-time collector over the lifespan's live objects."""
@@ -299,6 +310,7 @@ class RequestMeter:
     __slots__ = (
         "_metrics",
         "answered",
+        "api",
         "attempts",
         "first_byte_at",
         "group",
@@ -311,6 +323,7 @@ class RequestMeter:
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        self.api = "chat"
         self.started = time.monotonic()
         self.requested: str | None = None
         self.group: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from turnout.config import Settings
@@ -20,8 +20,11 @@ log = logging.getLogger("turnout.requests")
 
 class RequestLog:
     def __init__(self, *, request_id: str, requested: str, stream: bool, settings: Settings,
-                 messages: Any = None, meter: RequestMeter | None = None) -> None:
+                 messages: Any = None, meter: RequestMeter | None = None, api: str = "chat",
+                 notes: Mapping[str, Any] | None = None) -> None:
         self.request_id = request_id
+        self._api = api
+        self._notes = notes  # what the API surface changed on the way (hosted tools dropped, ...)
         self._meter = meter
         if meter is not None:
             meter.begin(requested=requested, stream=stream)
@@ -61,6 +64,7 @@ class RequestLog:
             unterminated=stream.unterminated if stream is not None else None,
             messages=self._messages,
             completion=completion if self._log_text else None,
+            pin=outcome.pin,
         )
         return cost
 
@@ -73,8 +77,10 @@ class RequestLog:
     def _emit(self, **fields: Any) -> None:
         if not log.isEnabledFor(logging.INFO):
             return
-        record = {"event": "request", "request_id": self.request_id, "requested": self._requested,
+        record = {"event": "request", "request_id": self.request_id, "api": self._api, "requested": self._requested,
                   "stream": self._stream, "latency_ms": round((time.monotonic() - self._started) * 1000, 1)}
+        if self._notes:
+            record.update(self._notes)
         record.update({k: v for k, v in fields.items() if v is not None})
         log.info(dumps(record).decode())
 

@@ -31,6 +31,7 @@ from turnout.routing.hedge import CallFailed, HedgedCall, race
 from turnout.routing.request import ChatRequest
 from turnout.routing.retry_wait import retry_after_wait
 from turnout.routing.snapshot import Snapshot, SnapshotHolder
+from turnout.routing.sticky import InProcessPins, KeySource, Pin, StickySessions
 from turnout.upstream import litellm_call as translate
 from turnout.upstream import litellm_internals
 from turnout.upstream.failures import AttemptError
@@ -47,6 +48,7 @@ class Outcome(Generic[T]):
     requested_group: str
     attempts: list[AttemptRecord]
     walk: _Walk | None = field(default=None, repr=False)
+    pin: str | None = None  # sticky sessions: pinned, new or moved
 
     @property
     def fallback(self) -> bool:
@@ -81,6 +83,7 @@ class _Walk:
     hedge: _Hedge | None = None
     # A continuation asks each deployment for its own request (prefill, or not).
     request_for: Callable[[Deployment], ChatRequest] | None = None
+    pin: Pin | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -116,6 +119,7 @@ class Engine:
         budget: FreeTierBudget,
         holder: SnapshotHolder,
         observer: AttemptObserver | None = None,
+        sessions: StickySessions | None = None,
     ) -> None:
         self._settings = settings
         self._holder = holder
@@ -125,6 +129,8 @@ class Engine:
         self._observer = observer or AttemptObserver()
         self._rng = random.Random()
         self._prefill = PrefillMemory(settings.streams.no_prefill)
+        self.sessions = sessions or StickySessions(
+            settings=settings, store=InProcessPins(max_entries=settings.sessions.max_entries))
 
     # -- public -------------------------------------------------------------------------
 
@@ -133,7 +139,8 @@ class Engine:
         """Upstream calls on the lean path open right now (streams count until closed)."""
         return self._wire.in_flight
 
-    async def complete(self, request: ChatRequest, snapshot: Snapshot) -> Outcome[dict[str, Any]]:
+    async def complete(self, request: ChatRequest, snapshot: Snapshot, *,
+                       session: KeySource | None = None) -> Outcome[dict[str, Any]]:
         first_byte_s = self._settings.timeouts.first_byte_s
 
         async def call(dep: Deployment, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -146,9 +153,10 @@ class Engine:
                 params=self._litellm_params(dep, snapshot), body=body, timeout_s=timeout_s, model=dep.model
             )
 
-        return await self._run(request, snapshot, call)
+        return await self._run(request, snapshot, call, session=session)
 
-    async def open_stream(self, request: ChatRequest, snapshot: Snapshot) -> Outcome[tuple[Any, Any]]:
+    async def open_stream(self, request: ChatRequest, snapshot: Snapshot, *,
+                          session: KeySource | None = None) -> Outcome[tuple[Any, Any]]:
         """Open a stream and read its first frame; failures before that fail over transparently."""
         timeouts = self._settings.timeouts
 
@@ -173,7 +181,7 @@ class Engine:
 
         delay = self._settings.streams.hedge_after_s
         hedge = _Hedge(delay_s=delay, discard=_close_opened) if delay is not None else None
-        outcome = await self._run(request, snapshot, call, hedge=hedge)
+        outcome = await self._run(request, snapshot, call, hedge=hedge, session=session)
         assert outcome.walk is not None
         source, first = outcome.value
         opened = Opened(deployment=outcome.deployment, group=outcome.group, source=source, first=first)
@@ -201,6 +209,7 @@ class Engine:
         *,
         hedge: _Hedge | None = None,
         walk: _Walk | None = None,
+        session: KeySource | None = None,
     ) -> Outcome[T]:
         """Walk the request's chain; a given `walk` (a stream's continuation) keeps what it tried."""
         start_group = snapshot.resolve(request.model)
@@ -209,6 +218,7 @@ class Engine:
                          deadline=time.monotonic() + self._settings.timeouts.request_deadline_s)
             walk.unfit = snapshot.fitness.unfit(tools=request.needs_tools, vision=request.needs_vision,
                                                 prompt_tokens=request.prompt_tokens_estimate)
+            walk.pin = await self.sessions.open(start_group, session)
         queue = [start_group]
         visited = walk.visited = []
         while queue:
@@ -220,7 +230,7 @@ class Engine:
             if result is not None:
                 dep, answered, value = result
                 return Outcome(value=value, deployment=dep, group=answered, requested_group=start_group,
-                               attempts=walk.attempts, walk=walk)
+                               attempts=walk.attempts, walk=walk, pin=await self.sessions.settle(walk.pin, dep.id))
             spec = snapshot.pool.groups[group]
             nexts = {"context": list(spec.context_window_fallbacks),
                      "policy": list(spec.content_policy_fallbacks)}.get(walk.next_groups, [])
@@ -336,6 +346,10 @@ class Engine:
         """Ask the Router for a deployment; prefer untried ones, allow a retry of a tried one."""
         snapshot = walk.snapshot
         base = self._excluded(walk)
+        pinned = walk.pin.deployment_id if walk.pin is not None else None
+        if pinned is not None and pinned not in walk.tried and \
+                await snapshot.picker.pinned(group, order, pinned, exclude=base) is not None:
+            return snapshot.deployment(pinned)
         # A tried deployment gets one more chance, only when nothing untried is left, and
         # never one that timed out without a word (it would most likely do it again).
         for exclude in (base | walk.tried, base | walk.retried | walk.silent):

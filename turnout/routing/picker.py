@@ -96,6 +96,16 @@ class Picker:
             return None
         return draw(healthy, cumulative_weights(healthy))
 
+    async def pinned(self, group: str, order: int, deployment_id: str, *,
+                     exclude: Collection[str]) -> dict[str, Any] | None:
+        """The Router's dict for `deployment_id` in this tier of `group`, unless excluded or cooling down."""
+        if deployment_id in exclude or group in self._delegated:  # rpm/tpm groups: the Router's accounting decides
+            return None
+        entry = next((c for c in self._candidates.get((group, order), ()) if c[0] == deployment_id), None)
+        if entry is None:
+            return None
+        return None if litellm_internals.active_cooldowns(self._router, [entry[1]]) else entry[2]
+
     async def _router_pick(self, group: str, order: int, exclude: Collection[str]) -> dict[str, Any] | None:
         excluded = [eid for dep_id in exclude for eid in self._entry_ids.get((group, dep_id), ())]
         return await litellm_internals.full_pick(self._router, group, order=order, excluded=excluded)

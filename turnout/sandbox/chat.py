@@ -146,6 +146,11 @@ def build_answer(
     if content_filter:
         return Answer(content="", reasoning=None, tool_call=None,
                       finish_reason="content_filter", completion_tokens=0)
+    from turnout.sandbox.directives import directed  # directives import this module's types
+
+    found = directed(request)
+    if found is not None:
+        return found
     tool = _tool_to_call(request) if not request.prefill else None
     if tool is not None:
         call = ToolCall(
