@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: run test install pool sandbox bench bench-free clean
+.PHONY: run test check install pool sandbox bench bench-free clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ install: $(STAMP)
 ## Run the gateway on $TURNOUT_HOST:$TURNOUT_PORT (default 127.0.0.1:8080).
 run: $(STAMP)
 	$(BIN)/turnout serve
+
+## Lint and type-check the package (ruff, mypy --strict); .ci/run runs it before the tests.
+check: $(STAMP)
+	$(BIN)/ruff check turnout
+	$(BIN)/mypy
 
 ## Run the whole test suite.
 test: $(STAMP)
