@@ -214,6 +214,9 @@ def test_pool_gauges_equal_the_admin_pool(start_gateway: Callable[..., Any]) -> 
     assert gauge("turnout_pool_built_timestamp_seconds") == pytest.approx(admin["built_at"])
     assert gauge("turnout_pool_degraded") == 0
     assert gauge("turnout_health_gated_models") == len(gw.state.manager.gated())
+    cycle = gw.state.manager.health_cycle
+    assert gauge("turnout_health_reads_failed") == len(cycle.failed)
+    assert gauge("turnout_health_stale") == (1 if cycle.stale else 0)
 
 
 def test_a_model_that_leaves_the_pool_loses_its_series(start_gateway: Callable[..., Any], sandbox: Any) -> None:

@@ -426,6 +426,13 @@ class RuntimeCollector(Collector):
         yield GaugeMetricFamily("turnout_health_gated_models",
                                 "Candidate models kept out of the pool by active health (no serving endpoint, "
                                 "low uptime).", value=len(self._manager.gated()))
+        cycle = self._manager.health_cycle  # None until a cycle ran (or with active health off): 0 then
+        yield GaugeMetricFamily("turnout_health_reads_failed",
+                                "Models whose /endpoints read failed in the last active health cycle.",
+                                value=len(cycle.failed) if cycle else 0)
+        yield GaugeMetricFamily("turnout_health_stale",
+                                "1 when most reads of the last health cycle failed and the previous "
+                                "cycle's results were kept.", value=1 if cycle and cycle.stale else 0)
         yield GaugeMetricFamily("turnout_upstream_requests_in_flight",
                                 "Upstream calls open right now on the lean OpenAI-wire path (streams until closed).",
                                 value=self._engine.upstream_in_flight)

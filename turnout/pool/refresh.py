@@ -23,11 +23,11 @@ import httpx
 
 from turnout.config import Settings
 from turnout.encoding import dumps
-from turnout.pool.catalogue import Catalogue, decode_catalogue, fetch_catalogue_raw, load_id_list, parse_catalogue
+from turnout.pool.catalogue import Catalogue, decode_catalogue, fetch_catalogue_raw, parse_catalogue
 from turnout.pool.model import Pool, make_pool, static_groups
 from turnout.pool.pacing import Pacer, no_pause
-from turnout.pool.provider_health import HealthScore, PassiveStats, read_health
-from turnout.pool.selection import build_pool, health_targets
+from turnout.pool.pipeline import pool_from_catalogue
+from turnout.pool.provider_health import HealthCycle, HealthScore, PassiveStats
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.snapshot import SnapshotHolder, build_snapshot, build_snapshot_paced
 
@@ -76,6 +76,7 @@ class PoolManager:
         self.last_success_at: float | None = None
         self.refreshes: dict[str, int] = {"ok": 0, "failed": 0}
         self.key_info: dict[str, Any] = {}
+        self.health_cycle: HealthCycle | None = None  # the last active health read
         self._dir = settings.data_dir
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -169,35 +170,20 @@ class PoolManager:
             await asyncio.to_thread(self._persist, "catalogue.json", raw)
         catalogue = self._catalogue
         assert catalogue is not None
-        allow, block = self._lists()
         current = self._holder.current
-        previous = current.pool if current else None
-        if settings.pool.health.enabled:
-            targets = await asyncio.to_thread(lambda: health_targets(
-                catalogue=catalogue, settings=settings, previous=previous, now=now, allow=allow, block=block,
-                pause=pause))
-            cycle = await read_health(self._http, base_url=self._base_url, api_key=self._api_key, model_ids=targets,
-                                      settings=settings.pool.health, previous=self._health)
-            self._health = cycle.scores
+        assembled = await pool_from_catalogue(
+            catalogue=catalogue, settings=settings, http=self._http, base_url=self._base_url, api_key=self._api_key,
+            previous=current.pool if current else None, previous_health=self._health,
+            passive=self._passive.snapshot(), now=now, run=asyncio.to_thread, pause=pause)
+        if assembled.cycle is not None:
+            self._health = assembled.cycle.scores
+            self.health_cycle = assembled.cycle
         self._health_at = now
-        health, passive = self._health, self._passive.snapshot()
-        pool = await asyncio.to_thread(lambda: build_pool(
-            catalogue=catalogue, health=health, passive=passive, settings=settings, previous=previous, now=now,
-            allow=allow, block=block, pause=pause))
+        pool = assembled.pool
         await self._publish(pool, paced=paced)
         await asyncio.to_thread(self._persist, "pool.json", pool, pause)
         await asyncio.to_thread(_return_free_memory)
         return pool
-
-    def _lists(self) -> tuple[frozenset[str], frozenset[str]]:
-        pool_settings = self._settings.pool
-        allow = set(pool_settings.allowlist)
-        block = set(pool_settings.blocklist)
-        if pool_settings.allowlist_file:
-            allow |= load_id_list(pool_settings.allowlist_file)
-        if pool_settings.blocklist_file:
-            block |= load_id_list(pool_settings.blocklist_file)
-        return frozenset(allow), frozenset(block)
 
     async def _publish(self, pool: Pool, *, paced: bool) -> None:
         if paced:

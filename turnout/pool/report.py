@@ -14,35 +14,36 @@ import httpx
 from turnout.config import Settings
 from turnout.pool.catalogue import fetch_catalogue, parse_catalogue
 from turnout.pool.model import OPENROUTER_CREDENTIAL, Pool
-from turnout.pool.provider_health import PassiveStats, read_health
-from turnout.pool.selection import build_pool
+from turnout.pool.pipeline import pool_from_catalogue
+from turnout.pool.provider_health import PassiveStats
 
 BUNDLED_CATALOGUE = Path(__file__).resolve().parent.parent / "data" / "openrouter" / "models-2026-08-19.json"
 
 
 async def _live_pool(settings: Settings, *, catalogue_file: str | None, health: bool) -> Pool:
+    """The pool the gateway would build now: the refresh's own pipeline (`pool_from_catalogue`),
+    with no previous pool to hold seats and no passive health of its own traffic."""
     now = time.time()
     key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
-    health_scores: Any = {}
-    if catalogue_file or key is None:
-        path = Path(catalogue_file) if catalogue_file else BUNDLED_CATALOGUE
-        if key is None and not catalogue_file:
-            print(f"no OPENROUTER_API_KEY: using the bundled catalogue snapshot {path.name}", file=sys.stderr)
-        payload = json.loads(path.read_text())
-        health = False
-    else:
-        async with httpx.AsyncClient(timeout=settings.pool.health.timeout_s * 4) as client:
+    async with httpx.AsyncClient(timeout=settings.pool.health.timeout_s * 4) as client:
+        if catalogue_file or key is None:
+            path = Path(catalogue_file) if catalogue_file else BUNDLED_CATALOGUE
+            if key is None and not catalogue_file:
+                print(f"no OPENROUTER_API_KEY: using the bundled catalogue snapshot {path.name}", file=sys.stderr)
+            payload = json.loads(path.read_text())
+            health = False  # no live OpenRouter to read /endpoints from
+        else:
             payload = await fetch_catalogue(client, base_url=settings.openrouter_base_url, api_key=key,
                                             timeout_s=settings.pool.health.timeout_s * 4)
-    catalogue = parse_catalogue(payload, now=now)
-    if health:
-        async with httpx.AsyncClient(timeout=settings.pool.health.timeout_s) as client:
-            ids = list(catalogue.models)[: settings.pool.health.candidates_per_tier * 4]
-            cycle = await read_health(client, base_url=settings.openrouter_base_url, api_key=key, model_ids=ids,
-                                      settings=settings.pool.health, previous={})
-            health_scores = cycle.scores
-    return build_pool(catalogue=catalogue, health=health_scores, passive=PassiveStats().snapshot(),
-                      settings=settings, previous=None, now=now)
+        if not health:
+            pool_settings = settings.pool.model_copy(
+                update={"health": settings.pool.health.model_copy(update={"enabled": False})})
+            settings = settings.model_copy(update={"pool": pool_settings})
+        assembled = await pool_from_catalogue(
+            catalogue=parse_catalogue(payload, now=now), settings=settings, http=client,
+            base_url=settings.openrouter_base_url, api_key=key, previous=None, previous_health={},
+            passive=PassiveStats().snapshot(), now=now)
+    return assembled.pool
 
 
 def print_pool(settings: Settings, *, fmt: str, catalogue_file: str | None, health: bool) -> int:
