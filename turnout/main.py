@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -95,7 +96,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine)
         app.state.turnout = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
                                         manager=manager, extras={"metrics": metrics})
-        await asyncio.to_thread(load_router_library)
+        if await asyncio.to_thread(load_router_library):
+            # LiteLLM's import leaves ~300k objects that live as long as the process. Frozen, the
+            # cyclic GC never scans them again: a full collection takes ~8 ms instead of ~130 ms
+            # (the request latency tail); Routers built later stay collectable when retired.
+            gc.collect()
+            gc.freeze()
+            stack.callback(gc.unfreeze)
         await manager.start()
         tasks = [asyncio.create_task(manager.run(), name="turnout-refresh"),
                  asyncio.create_task(_flush_logs_every(FLUSH_INTERVAL_S), name="turnout-log-flush")]

@@ -1,8 +1,8 @@
 """The pool: every deployment Turnout may route to, grouped by the names clients call.
 
 A `Pool` is an immutable value. It is built by pure functions (`turnout.pool.selection` from the
-catalogue and health, `static_pool` from config), persisted as JSON, and turned into a
-LiteLLM Router by `turnout.routing.router_build`. It never holds a secret: a deployment names
+catalogue and health, `static_groups` from config), persisted as JSON, and turned into a
+LiteLLM Router by `turnout.routing.snapshot`. It never holds a secret: a deployment names
 its credential (`credential`), the routing layer resolves it.
 """
 
@@ -95,9 +95,6 @@ class Pool:
     built_at: float
     source: str
     degraded_reason: str | None = None
-
-    def group_names(self) -> list[str]:
-        return list(self.groups)
 
     def members_of(self, group: str) -> list[tuple[Member, Deployment]]:
         found = self.groups.get(group)

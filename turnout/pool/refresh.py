@@ -1,7 +1,7 @@
 """Keeps the pool fresh: the refresh task the lifespan owns.
 
 Catalogue (hourly by default) and health (every few minutes) are re-read with jitter; each
-cycle builds a new Pool, a new Router off the event loop, and publishes it with one
+cycle builds a new Pool (`turnout.pool.pipeline`), fills a new Router in paced slices, and publishes it with one
 assignment. The last good catalogue, health and pool are persisted atomically so a start
 with OpenRouter unreachable still serves. A failed refresh keeps the current pool.
 """

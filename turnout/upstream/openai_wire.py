@@ -142,7 +142,6 @@ class WireStream:
         self._lines: list[bytes] = []  # complete lines not yet read, last one first
         self._tail = b""
         self._deadline = 0.0
-        self._timeout_s = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._reading = False
         self.done = False
@@ -159,7 +158,6 @@ class WireStream:
         if self.done:
             return None
         self._deadline = self._loop.time() + timeout_s
-        self._timeout_s = timeout_s
         if self._timer is None or self._timer.when() > self._deadline:
             self._arm()
         self._reading = True

@@ -11,7 +11,7 @@ import jsonschema
 import openai
 import pytest
 
-SCHEMAS = json.loads((Path(__file__).parents[1] / "turnout/data/openai/openai_response_schemas.json").read_text())
+SCHEMAS = json.loads((Path(__file__).parents[2] / "turnout/data/openai/openai_response_schemas.json").read_text())
 
 
 def assert_schema(instance: Any, root: str) -> None:

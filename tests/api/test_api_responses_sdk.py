@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.test_metrics import value, wait_for
+from tests.observability.test_metrics import value, wait_for
 
 TOOLS: list[Any] = [{"type": "function", "name": "get_weather", "description": "Weather for a city",
                      "parameters": {"type": "object", "properties": {"city": {"type": "string"}},

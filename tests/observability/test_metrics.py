@@ -28,7 +28,7 @@ from turnout.observability.usage import Cost, usage_cost, usage_tokens
 from turnout.pool.model import Deployment
 from turnout.sandbox import FaultPlan, ModelFaults
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HELLO = [{"role": "user", "content": "hello"}]
 ADMIN = {"Authorization": "Bearer admin-key"}
 

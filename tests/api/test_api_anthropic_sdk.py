@@ -11,7 +11,7 @@ import anthropic
 import httpx
 import pytest
 
-from tests.test_metrics import value, wait_for
+from tests.observability.test_metrics import value, wait_for
 
 TOOLS = [{"name": "get_weather", "description": "Weather for a city",
           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]

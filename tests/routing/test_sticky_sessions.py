@@ -10,7 +10,7 @@ import anthropic
 import httpx
 import pytest
 
-from tests.test_metrics import value
+from tests.observability.test_metrics import value
 from turnout.routing.sticky import InProcessPins, session_key
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.test_metrics import value, wait_for
+from tests.observability.test_metrics import value, wait_for
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 AGENTS = Path(os.environ.get("TURNOUT_AGENTS_DIR", REPO / ".cache" / "agents")) / "node_modules" / ".bin"
 KEY = "sk-turnout-agents-test"
 

@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import CHAIN_BACKUP, CHAIN_PRIMARY, free_port
 from turnout.sandbox import FaultPlan, ModelFaults
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy/grafana/dashboards/turnout.json"
 HELLO = [{"role": "user", "content": "hello"}]
 ADMIN = {"Authorization": "Bearer admin-key"}

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+import turnout
 from turnout.sandbox import FaultPlan, FreeTier, ModelFaults
 
 HELLO = [{"role": "user", "content": "hello"}]
@@ -118,7 +119,7 @@ def test_unchanged_catalogue_refreshes_to_the_same_pool(start_gateway: Callable[
 def test_models_vanishing_and_appearing_fail_no_request(start_gateway: Callable[..., Any], sandbox: Any) -> None:
     gw = start_gateway(admin_key="admin", pool=NO_FREE_LIMIT)
     leaving = members(gw, "free")[0].model
-    snapshot = json.loads(Path("turnout/data/openrouter/models-2026-08-19.json").read_text())["data"]
+    snapshot = json.loads((Path(turnout.__file__).parent / "data/openrouter/models-2026-08-19.json").read_text())["data"]
     template = next(m for m in snapshot if m["id"] == members(gw, "free")[1].model)
     newcomer = {**template, "id": "turnout-test/brand-new-model:free",
                 "canonical_slug": "turnout-test/brand-new-model", "created": int(time.time())}
