@@ -21,7 +21,7 @@ REPO="$(dirname "$HERE")"
 OUT="$HERE/out"
 PROXY_VENV="$HERE/.venv-litellm-proxy"
 TOOLS_VENV="$HERE/.venv-tools"
-LITELLM_VERSION="1.102.4"
+LITELLM_VERSION="1.110.2"   # the same LiteLLM the gateway pins (pyproject.toml)
 MODE="full"
 for arg in "$@"; do
   case "$arg" in
