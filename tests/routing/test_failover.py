@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import CHAIN_BACKUP as B
 from tests.conftest import CHAIN_PRIMARY as A
 from turnout.sandbox import FaultPlan, ModelFaults
-from turnout.sandbox.chat import scripted_answer
+from turnout.sandbox.completions import scripted_answer
 
 HELLO = [{"role": "user", "content": "hello"}]
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from turnout.sandbox import FaultPlan, ModelFaults, SandboxServer
-from turnout.sandbox.chat import scripted_answer
+from turnout.sandbox.completions import scripted_answer
 from turnout.sandbox.scenarios import ROWS, scorecard_plan
 
 from .helpers import FREE_MODEL, PAID_MODEL, read_sse

@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from turnout.sandbox import FaultPlan, ModelFaults
-from turnout.sandbox.catalogue import load_catalogue, model_info
-from turnout.sandbox.chat import parse_chat
+from turnout.sandbox.model_list import load_model_list, model_info
+from turnout.sandbox.completions import parse_chat
 from turnout.sandbox.decide import CallContext, decide
 from turnout.sandbox.endpoints import providers_for
 from turnout.sandbox.schemas import fill, fill_object
@@ -102,7 +102,7 @@ def test_stream_fault_picks_the_earliest() -> None:
 
 
 def test_providers_are_deterministic_and_bounded() -> None:
-    catalogue = load_catalogue()
+    catalogue = load_model_list()
     for model_id in list(catalogue.by_id)[:100]:
         providers = providers_for(model_id)
         assert providers == providers_for(model_id)
@@ -111,7 +111,7 @@ def test_providers_are_deterministic_and_bounded() -> None:
 
 
 def test_catalogue_facts() -> None:
-    catalogue = load_catalogue()
+    catalogue = load_model_list()
     free = [m for m in catalogue.by_id.values() if m.is_free]
     assert sum(m.id.endswith(":free") for m in free) == 17
     router, gpt4o = catalogue.by_id["openrouter/auto"], catalogue.by_id["openai/gpt-4o"]

@@ -35,7 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import CHAIN_BACKUP as B
 from tests.conftest import CHAIN_PRIMARY as A
 from turnout.sandbox import FaultPlan, ModelFaults
-from turnout.sandbox.chat import scripted_answer
+from turnout.sandbox.completions import scripted_answer
 from turnout.sandbox.scenarios import ANSWER_WORDS, Timing, scorecard_plan
 
 SCALE = float(os.environ.get("TURNOUT_SCORECARD_SCALE", "0.2"))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from turnout.sandbox.catalogue import CatalogueError
 from turnout.sandbox.control import describe
 from turnout.sandbox.faults import FaultPlan
+from turnout.sandbox.model_list import ModelListError
 from turnout.sandbox.server import SandboxServer
 
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"invalid fault plan: {describe(exc)}", file=sys.stderr)
         return 2
-    except (OSError, CatalogueError) as exc:
+    except (OSError, ModelListError) as exc:
         print(f"sandbox failed to start: {exc}", file=sys.stderr)
         return 1
     return 0

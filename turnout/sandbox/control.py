@@ -7,9 +7,9 @@ import json
 from aiohttp import web
 from pydantic import ValidationError
 
-from turnout.sandbox.catalogue import CatalogueError
 from turnout.sandbox.faults import FaultPlan
-from turnout.sandbox.routes import SERVER_KEY, error_response, json_response
+from turnout.sandbox.model_list import ModelListError
+from turnout.sandbox.replies import SERVER_KEY, error_response, json_response
 
 
 def add_control_routes(app: web.Application) -> None:
@@ -52,7 +52,7 @@ async def add_model(request: web.Request) -> web.StreamResponse:
         return error_response(400, "a model entry must be a JSON object")
     try:
         request.app[SERVER_KEY].add_model(entry)
-    except CatalogueError as exc:
+    except ModelListError as exc:
         return error_response(400, str(exc))
     return json_response({"ok": True, "id": entry["id"]}, status=201)
 

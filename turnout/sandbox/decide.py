@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from turnout.sandbox.catalogue import ModelInfo
-from turnout.sandbox.chat import ChatRequest
+from turnout.sandbox.completions import CompletionRequest
 from turnout.sandbox.error_bodies import (
     content_policy_refused,
     context_too_long,
@@ -23,6 +22,7 @@ from turnout.sandbox.error_bodies import (
     provider_rate_limited,
 )
 from turnout.sandbox.faults import ModelFaults
+from turnout.sandbox.model_list import ModelInfo
 
 Kind = Literal["ok", "error", "error_200", "reset", "hang"]
 
@@ -38,7 +38,7 @@ class Fate:
 
 @dataclass(frozen=True, slots=True)
 class CallContext:
-    request: ChatRequest
+    request: CompletionRequest
     model: ModelInfo
     provider: str
     faults: ModelFaults

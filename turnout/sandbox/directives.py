@@ -17,13 +17,13 @@ import re
 import uuid
 from typing import Any
 
-from turnout.sandbox.chat import Answer, ChatRequest, ToolCall, text_of
+from turnout.sandbox.completions import Answer, CompletionRequest, ToolCall, text_of
 
 _DIRECTIVE = re.compile(r"sandbox:(say|call)[ \t]+")
 _WORDS = re.compile(r"\S+\s*|\s+")
 
 
-def directed(request: ChatRequest) -> Answer | None:
+def directed(request: CompletionRequest) -> Answer | None:
     """The answer a directive asks for, or None when the conversation carries none."""
     tool_result: str | None = None
     for message in reversed(request.messages):
@@ -47,7 +47,7 @@ def _say(rest: str) -> Answer:
     return _text(rest.splitlines()[0].strip() if rest.strip() else "")
 
 
-def _call(request: ChatRequest, rest: str) -> Answer:
+def _call(request: CompletionRequest, rest: str) -> Answer:
     name, _, tail = rest.partition(" ")
     offered = {t["function"]["name"] for t in request.tools}
     if name not in offered:

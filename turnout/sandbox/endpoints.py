@@ -12,8 +12,8 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
-from turnout.sandbox.catalogue import ModelInfo
 from turnout.sandbox.faults import ModelFaults
+from turnout.sandbox.model_list import ModelInfo
 
 Provider = tuple[str, str]  # (provider_name, tag)
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from turnout.sandbox.calls import redact_headers
-from turnout.sandbox.chat import (
+from turnout.sandbox.completions import (
     BadRequest,
-    ChatRequest,
+    CompletionRequest,
     ResponseMeta,
     build_answer,
     check_capabilities,
@@ -23,9 +23,12 @@ from turnout.sandbox.chat import (
     stream_chunks,
     usage_body,
 )
+from turnout.sandbox.control import add_control_routes
 from turnout.sandbox.decide import CallContext, Fate
+from turnout.sandbox.directives import directed
 from turnout.sandbox.endpoints import endpoints_body, primary_provider
-from turnout.sandbox.error_bodies import error_body, http_error
+from turnout.sandbox.error_bodies import http_error
+from turnout.sandbox.replies import SERVER_KEY, error_response, json_response
 from turnout.sandbox.streaming import (
     StreamFault,
     StreamPlan,
@@ -37,14 +40,11 @@ from turnout.sandbox.streaming import (
 if TYPE_CHECKING:
     from turnout.sandbox.server import SandboxServer
 
-SERVER_KEY: web.AppKey[SandboxServer] = web.AppKey("sandbox_server")
 _log = logging.getLogger(__name__)
 _INVALID = object()
 
 
 def build_app(server: SandboxServer, *, client_max_size: int) -> web.Application:
-    from turnout.sandbox.control import add_control_routes  # control imports this module
-
     app = web.Application(middlewares=[_error_shape], client_max_size=client_max_size)
     app[SERVER_KEY] = server
     app.router.add_get("/api/v1/models", models_list)
@@ -54,21 +54,6 @@ def build_app(server: SandboxServer, *, client_max_size: int) -> web.Application
     app.router.add_post("/api/v1/chat/completions", chat_completions)
     add_control_routes(app)
     return app
-
-
-def json_response(
-    body: Any, *, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(body).encode(),
-        content_type="application/json",
-        headers=headers,
-    )
-
-
-def error_response(code: int, message: str) -> web.Response:
-    return json_response(error_body(code, message), status=code)
 
 
 @web.middleware
@@ -279,13 +264,16 @@ async def _answer(
     fate: Fate,
     record: Callable[[str], None],
 ) -> web.StreamResponse:
-    chat: ChatRequest = ctx.request
-    answer = build_answer(
-        chat,
-        reasoning_only=ctx.faults.reasoning_only,
-        content_filter=fate.outcome == "content_filter",
-        words=server.plan.answer_words,
-    )
+    chat: CompletionRequest = ctx.request
+    content_filter = fate.outcome == "content_filter"
+    answer = None if content_filter else directed(chat)
+    if answer is None:
+        answer = build_answer(
+            chat,
+            reasoning_only=ctx.faults.reasoning_only,
+            content_filter=content_filter,
+            words=server.plan.answer_words,
+        )
     usage = usage_body(chat, answer, ctx.model)
     if not chat.stream:
         await server.pause(ctx.faults.latency_ms)

@@ -18,9 +18,9 @@ from typing import Any
 from aiohttp import web
 
 from turnout.sandbox.calls import CallLog, SandboxCall
-from turnout.sandbox.catalogue import Catalogue, ModelInfo, load_catalogue
 from turnout.sandbox.decide import CallContext, Fate, decide
 from turnout.sandbox.faults import FaultPlan, ModelFaults
+from turnout.sandbox.model_list import ModelInfo, ModelList, load_model_list
 from turnout.sandbox.quota import FreeTierGate
 from turnout.sandbox.routes import build_app
 
@@ -39,7 +39,7 @@ class SandboxServer:
         require_key: str | None = None,
         seed: int = 0,
     ) -> None:
-        self.catalogue: Catalogue = load_catalogue(catalogue_path)
+        self.catalogue: ModelList = load_model_list(catalogue_path)
         self.require_key = require_key
         self._seed = seed
         self._plan = plan or FaultPlan()

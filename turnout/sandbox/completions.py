@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from turnout.sandbox.catalogue import ModelInfo
+from turnout.sandbox.model_list import ModelInfo
 from turnout.sandbox.schemas import fill_object
 
 # One token per word; leading whitespace joins the word after it (a continuation starts with " word").
@@ -44,7 +44,7 @@ class BadRequest(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class ChatRequest:
+class CompletionRequest:
     model_id: str
     messages: list[dict[str, Any]]
     stream: bool
@@ -98,7 +98,7 @@ class ResponseMeta:
         }
 
 
-def parse_chat(body: object) -> ChatRequest:
+def parse_chat(body: object) -> CompletionRequest:
     if not isinstance(body, dict):
         raise BadRequest(400, "Request body must be a JSON object")
     model_id = body.get("model")
@@ -114,7 +114,7 @@ def parse_chat(body: object) -> ChatRequest:
     prefill = None
     if last.get("role") == "assistant" and not last.get("tool_calls"):
         prefill = text_of(last.get("content"))
-    return ChatRequest(
+    return CompletionRequest(
         model_id=model_id,
         messages=messages,
         stream=body.get("stream") is True,
@@ -128,7 +128,7 @@ def parse_chat(body: object) -> ChatRequest:
     )
 
 
-def check_capabilities(request: ChatRequest, model: ModelInfo) -> None:
+def check_capabilities(request: CompletionRequest, model: ModelInfo) -> None:
     if request.tools and not model.supports_tools:
         raise BadRequest(404, "No endpoints found that support tool use")
     if request.has_images and not model.accepts_images:
@@ -136,21 +136,17 @@ def check_capabilities(request: ChatRequest, model: ModelInfo) -> None:
 
 
 def build_answer(
-    request: ChatRequest,
+    request: CompletionRequest,
     *,
     reasoning_only: bool = False,
     content_filter: bool = False,
     words: int | None = None,
 ) -> Answer:
-    """What the model says; `words` switches to the scripted answer (see `scripted_answer`)."""
+    """What the model says when no prompt directive decides it (the caller asks `directives`
+    first); `words` switches to the scripted answer (see `scripted_answer`)."""
     if content_filter:
         return Answer(content="", reasoning=None, tool_call=None,
                       finish_reason="content_filter", completion_tokens=0)
-    from turnout.sandbox.directives import directed  # directives import this module's types
-
-    found = directed(request)
-    if found is not None:
-        return found
     tool = _tool_to_call(request) if not request.prefill else None
     if tool is not None:
         call = ToolCall(
@@ -177,7 +173,7 @@ def build_answer(
                   completion_tokens=len(pieces))
 
 
-def usage_body(request: ChatRequest, answer: Answer, model: ModelInfo) -> dict[str, Any]:
+def usage_body(request: CompletionRequest, answer: Answer, model: ModelInfo) -> dict[str, Any]:
     prompt, completion = request.prompt_tokens, answer.completion_tokens
     prompt_cost = prompt * model.prompt_price
     completion_cost = completion * model.completion_price
@@ -293,7 +289,7 @@ def scripted_answer(messages: list[dict[str, Any]], words: int) -> str:
     return " ".join(chosen) + "."
 
 
-def _answer_text(request: ChatRequest, words: int | None = None) -> str:
+def _answer_text(request: CompletionRequest, words: int | None = None) -> str:
     messages = request.messages[:-1] if request.prefill is not None else request.messages
     last = messages[-1] if messages else request.messages[-1]
     if last.get("role") == "tool":
@@ -313,7 +309,7 @@ def _answer_text(request: ChatRequest, words: int | None = None) -> str:
     return said
 
 
-def _tool_to_call(request: ChatRequest) -> dict[str, Any] | None:
+def _tool_to_call(request: CompletionRequest) -> dict[str, Any] | None:
     choice = request.tool_choice
     if not request.tools or choice == "none" or request.messages[-1].get("role") == "tool":
         return None

@@ -1,6 +1,6 @@
 """The sandbox's model catalogue: an immutable snapshot of `GET /models`.
 
-Adding or removing a model builds a new `Catalogue`; the server publishes it
+Adding or removing a model builds a new `ModelList`; the server publishes it
 with one assignment, so a request sees the old list or the new one, never a mix.
 Entries are served verbatim; `ModelInfo` holds what the chat path needs, parsed
 once.
@@ -19,7 +19,7 @@ DEFAULT_CATALOGUE = (
 )
 
 
-class CatalogueError(ValueError):
+class ModelListError(ValueError):
     """The snapshot or an added entry is not shaped like OpenRouter's."""
 
 
@@ -46,7 +46,7 @@ class ModelInfo:
 def model_info(entry: Mapping[str, Any]) -> ModelInfo:
     model_id = entry.get("id")
     if not isinstance(model_id, str) or not model_id:
-        raise CatalogueError("a model entry needs a non-empty string 'id'")
+        raise ModelListError("a model entry needs a non-empty string 'id'")
     pricing = _mapping(entry.get("pricing"))
     prompt = _price(pricing.get("prompt"))
     completion = _price(pricing.get("completion"))
@@ -68,7 +68,7 @@ def model_info(entry: Mapping[str, Any]) -> ModelInfo:
 
 
 @dataclass(frozen=True)
-class Catalogue:
+class ModelList:
     """One published version of the model list."""
 
     entries: tuple[Mapping[str, Any], ...]
@@ -110,33 +110,33 @@ class Catalogue:
         object.__setattr__(self, "_body", encoded)
         return encoded
 
-    def with_model(self, entry: Mapping[str, Any]) -> Catalogue:
+    def with_model(self, entry: Mapping[str, Any]) -> ModelList:
         """A new catalogue with `entry` added in front (or replacing its id)."""
         info = model_info(entry)
         if info.id in self.by_id:
             entries = tuple(entry if e.get("id") == info.id else e for e in self.entries)
         else:
             entries = (entry, *self.entries)
-        return Catalogue(entries, self.extras)
+        return ModelList(entries, self.extras)
 
-    def without_model(self, model_id: str) -> Catalogue:
+    def without_model(self, model_id: str) -> ModelList:
         if model_id not in self.by_id:
             raise KeyError(model_id)
         entries = tuple(e for e in self.entries if e.get("id") != model_id)
-        return Catalogue(entries, self.extras)
+        return ModelList(entries, self.extras)
 
 
-def load_catalogue(path: Path | None = None) -> Catalogue:
+def load_model_list(path: Path | None = None) -> ModelList:
     """Read a saved `GET /api/v1/models` response."""
     source = path or DEFAULT_CATALOGUE
     try:
         raw = json.loads(source.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise CatalogueError(f"cannot read catalogue {source}: {exc}") from exc
+        raise ModelListError(f"cannot read catalogue {source}: {exc}") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("data"), list):
-        raise CatalogueError(f"catalogue {source} has no 'data' list")
+        raise ModelListError(f"catalogue {source} has no 'data' list")
     extras = {key: value for key, value in raw.items() if key != "data"}
-    return Catalogue(tuple(raw["data"]), extras)
+    return ModelList(tuple(raw["data"]), extras)
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

@@ -1,0 +1,125 @@
+"""The package's layout rules (README "Development"): read from the source, not from a list.
+
+- no two modules and no two classes share a name, so a name means one thing;
+- no import circles between Turnout's modules, counting lazy imports inside functions (a
+  lazy import that only breaks a circle hides the circle, it does not remove it);
+  imports under `if TYPE_CHECKING:` are annotations and do not count.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "turnout"
+
+
+def _modules() -> dict[str, ast.Module]:
+    trees = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        trees[name] = ast.parse(path.read_text(), filename=str(path))
+    return trees
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(module: str, tree: ast.Module, known: set[str]) -> set[str]:
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            base = node.module
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                found.add(candidate if candidate in known else base)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return {name for name in found if name in known and name != module}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected component with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def strongconnect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for succ in graph[node]:
+            if succ not in index:
+                strongconnect(succ)
+                low[node] = min(low[node], low[succ])
+            elif succ in on_stack:
+                low[node] = min(low[node], index[succ])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            strongconnect(node)
+    return components
+
+
+def test_no_two_modules_share_a_name() -> None:
+    names = Counter(
+        path.stem for path in PACKAGE.rglob("*.py") if path.stem not in ("__init__", "__main__")
+    )
+    assert [name for name, count in names.items() if count > 1] == []
+
+
+def test_no_two_classes_share_a_name() -> None:
+    where: dict[str, list[str]] = {}
+    for module, tree in _modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(module)
+    assert {name: mods for name, mods in where.items() if len(mods) > 1} == {}
+
+
+def test_no_import_circles_between_modules() -> None:
+    trees = _modules()
+    known = set(trees)
+    # A package's __init__ re-exporting its modules is not a circle with them.
+    graph = {
+        name: {dep for dep in _imports(name, tree, known) if not dep.startswith(name + ".")}
+        for name, tree in trees.items()
+    }
+    assert _cycles(graph) == []
+
+
+def test_the_checker_sees_a_lazy_circle() -> None:
+    """The rule above can fail: a circle closed by an import inside a function is found."""
+    first = ast.parse("from turnout.x.b import thing\n")
+    second = ast.parse("def later():\n    from turnout.x.a import other\n")
+    known = {"turnout.x.a", "turnout.x.b"}
+    graph = {"turnout.x.a": _imports("turnout.x.a", first, known),
+             "turnout.x.b": _imports("turnout.x.b", second, known)}
+    assert _cycles(graph) == [["turnout.x.a", "turnout.x.b"]]
