@@ -5,8 +5,9 @@ places:
 
     MetricsObserver    the engine's AttemptObserver: attempts, cooldowns
     RefreshMetrics     the PoolManager's RefreshObserver: pool gauges on every publish, refreshes
-    RequestMeter       one per client request, opened and closed by the ASGI middleware in
-                       `turnout.api.scrape`, told the outcome and usage by the request log
+    RequestMeter       one per client request, opened and closed by `turnout.api.chat.serve`
+                       (the flow every API surface shares), told the outcome and usage by the
+                       request log; MetricsObserver counts its attempts
     RuntimeCollector   read at scrape time: free-tier budget, catalogue, cooldowns,
                        upstream calls open now
 
