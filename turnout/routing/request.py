@@ -1,8 +1,9 @@
 """What a chat request asks for: validated fields, and the needs that constrain routing.
 
-The body is kept as the client's own dict (every field passes to the upstream untouched);
-only fields that would let a client choose where traffic goes or with which credentials
-are refused.
+The body is kept as the client's own dict: on the OpenAI wire it passes to the upstream
+as sent, on the LiteLLM path only its OpenAI fields do (`litellm_call.OPENAI_CHAT_FIELDS`).
+Fields that would let a client choose where traffic goes or with which credentials are
+refused with 400 on both.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ class ChatRequest:
     include_usage: bool
     needs_tools: bool
     needs_vision: bool
-    needs_json: bool
     prompt_tokens_estimate: int
     max_tokens: int | None
 
@@ -98,7 +98,6 @@ def parse_chat_request(body: Any, *, max_messages: int) -> ChatRequest:
         include_usage=include_usage,
         needs_tools=bool(tools),
         needs_vision=vision,
-        needs_json=response_format is not None and response_format.get("type") != "text",
         prompt_tokens_estimate=size // 4 + 4 * len(messages),
         max_tokens=max_tokens,
     )
