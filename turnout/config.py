@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 Tier = Literal["free", "paid"]
+PriceField = Literal["prompt", "completion", "request", "image"]  # OpenRouter's provider.max_price keys
 DEFAULT_OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 
 
@@ -170,6 +171,8 @@ class PoolSettings(_Section):
     )
     allow_paid: bool = True
     paid_max_tokens: int | None = Field(4096, ge=1)
+    allowed_plugins: list[str] = Field(default_factory=list)
+    max_price: dict[PriceField, float] = Field(default_factory=dict)
     health: HealthSettings = Field(default_factory=HealthSettings)
     free_tier: FreeTierSettings = Field(default_factory=FreeTierSettings)
 

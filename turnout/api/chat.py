@@ -57,7 +57,8 @@ class ChatSurface:
         return head.get(b"authorization")
 
     def parse(self, body: Any, settings: Settings) -> EdgeRequest:
-        return EdgeRequest(chat=parse_chat_request(body, max_messages=settings.max_messages))
+        return EdgeRequest(chat=parse_chat_request(body, max_messages=settings.max_messages,
+                                                   allowed_plugins=settings.pool.allowed_plugins))
 
     def answer(self, payload: dict[str, Any], outcome: Outcome[Any], request: EdgeRequest) -> dict[str, Any]:
         return payload

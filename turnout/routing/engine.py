@@ -23,11 +23,12 @@ from typing import Any, Generic, TypeVar
 
 from turnout.config import Settings
 from turnout.errors import AllAttemptsFailed, AttemptRecord, GatewayError, InvalidRequest, UpstreamFailed
-from turnout.pool.model import Deployment
+from turnout.pool.model import OPENROUTER_CREDENTIAL, Deployment
 from turnout.routing.continuation import Opened, PrefillMemory, ResumingStream
 from turnout.routing.cooldowns import CooldownPolicy
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.hedge import CallFailed, HedgedCall, race
+from turnout.routing.openrouter_fields import clamp_max_price
 from turnout.routing.request import ChatRequest
 from turnout.routing.retry_wait import retry_after_wait
 from turnout.routing.snapshot import Snapshot, SnapshotHolder
@@ -487,6 +488,8 @@ class Engine:
         if cap is not None:
             key = "max_completion_tokens" if "max_completion_tokens" in body and "max_tokens" not in body else "max_tokens"
             body[key] = min(request.max_tokens or cap, cap)
+        if dep.credential == OPENROUTER_CREDENTIAL and self._settings.pool.max_price:
+            clamp_max_price(body, self._settings.pool.max_price)
         if request.stream and dep.wire == "openai":
             options = dict(body.get("stream_options") or {})
             options["include_usage"] = True

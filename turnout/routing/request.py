@@ -8,11 +8,12 @@ refused with 400 on both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from turnout.errors import InvalidRequest
+from turnout.routing.openrouter_fields import check_openrouter_fields
 
 VALID_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -52,10 +53,11 @@ class ChatRequest:
     max_tokens: int | None
 
 
-def parse_chat_request(body: Any, *, max_messages: int) -> ChatRequest:
+def parse_chat_request(body: Any, *, max_messages: int, allowed_plugins: Collection[str] = ()) -> ChatRequest:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
     _refuse_routing_fields(body)
+    check_openrouter_fields(body, allowed_plugins=allowed_plugins)
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("'model' is required and must be a non-empty string.", param="model", code="invalid_model")
