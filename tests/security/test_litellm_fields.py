@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from tests.security.recorder import Recorder
-from turnout.upstream.litellm_call import OPENAI_CHAT_FIELDS
 from turnout.upstream import litellm_internals
+from turnout.upstream.litellm_call import OPENAI_CHAT_FIELDS
 
 
 def test_the_allowlist_holds_no_litellm_kwarg() -> None:

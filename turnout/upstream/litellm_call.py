@@ -8,6 +8,8 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import aiohttp
+
 from turnout.upstream.failures import AttemptError, Kind, parse_retry_after
 from turnout.upstream.openai_wire import Frame
 
@@ -48,8 +50,27 @@ def _exception_kinds() -> tuple[tuple[type[BaseException], Kind], ...]:
 def _kind_for(exc: Exception) -> Kind:
     for exc_type, kind in _exception_kinds():
         if isinstance(exc, exc_type):
+            if kind == "connection_error" and not _transport_failed(exc):
+                # LiteLLM wraps its own failures (converting an image, building a prompt) in
+                # APIConnectionError, raised before any upstream call: the request's content
+                # failed, not the deployment, and a client must not be able to bench it.
+                return "refused_locally"
             return kind
     return "payment" if getattr(exc, "status_code", None) == 402 else "server_error"
+
+
+def _transport_failed(exc: BaseException) -> bool:
+    """Whether a socket, connect or read failure is among `exc`'s causes."""
+    import httpx
+
+    seen: BaseException | None = exc.__cause__ or exc.__context__
+    for _ in range(20):
+        if seen is None:
+            return False
+        if isinstance(seen, (OSError, TimeoutError, httpx.TransportError, aiohttp.ClientError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def to_attempt_error(exc: Exception, *, model: str) -> AttemptError:
