@@ -244,6 +244,7 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     admin_key: SecretStr | None = None
     auth_disabled: bool = False
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     openrouter_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("OPENROUTER_API_KEY", "openrouter_api_key")
     )
@@ -267,7 +268,7 @@ class Settings(BaseSettings):
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "allowed_hosts", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):

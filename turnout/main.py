@@ -26,6 +26,7 @@ from turnout.api import (
 from turnout.api.deps import AppState
 from turnout.api.error_shapes import install_error_handlers
 from turnout.api.gateway import Gateway
+from turnout.api.hosts import HostCheck
 from turnout.config import Settings
 from turnout.observability.logs import FLUSH_INTERVAL_S, flush_logs
 from turnout.observability.metrics import Metrics, MetricsObserver, RefreshMetrics
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.host_check = HostCheck.for_settings(settings)
     install_error_handlers(app)
     for module in (models, readiness, admin, scrape, status):
         app.include_router(module.router)

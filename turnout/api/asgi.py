@@ -128,10 +128,22 @@ class DisconnectWatch:
             self._task.uncancel()
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """`application/json` or `application/<anything>+json`, parameters aside (RFC 9110 media type).
+
+    A missing type is not JSON: a browser page can send a body without a JSON type and
+    without a preflight, so requiring one is what keeps cross-site posts out."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or (subtype.endswith("+json") and len(subtype) > 5))
+
+
 async def read_json(receive: Receive, head: RequestHead, limit: int) -> Any:
-    content_type = (head.get(b"content-type") or "application/json").lower()
-    if "json" not in content_type:
-        raise UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}.")
+    content_type = head.get(b"content-type")
+    if not is_json_media_type(content_type):
+        got = f"got {content_type[:100]!r}" if content_type else "none was sent"
+        raise UnsupportedMediaType(
+            f"Send the body as JSON with the header 'Content-Type: application/json' ({got}).")
     declared = head.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit}.")

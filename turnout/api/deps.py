@@ -71,10 +71,8 @@ def check_client_key(settings: Settings, authorization: str | None) -> None:
 
 async def require_admin(request: Request, state: State) -> None:
     settings = state.settings
-    if settings.admin_key is None:
-        if settings.auth_required:
-            raise Forbidden("Admin routes are disabled: set TURNOUT_ADMIN_KEY to use them.")
-        return
+    if settings.admin_key is None:  # with or without client keys: admin routes are never open
+        raise Forbidden("Admin routes are disabled: set TURNOUT_ADMIN_KEY to use them.")
     token = _bearer(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized("Missing admin key: send 'Authorization: Bearer <admin key>'.")

@@ -8,7 +8,11 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from turnout.api import chat, messages, responses
+from turnout.api.asgi import RequestHead, send_error
+from turnout.api.error_shapes import anthropic_error_body, error_body
+from turnout.api.hosts import HostCheck
 from turnout.api.openapi import CHAT_OPERATION, COUNT_TOKENS_OPERATION, MESSAGES_OPERATION, RESPONSES_OPERATION
+from turnout.errors import Forbidden
 
 
 class Gateway(FastAPI):
@@ -16,10 +20,17 @@ class Gateway(FastAPI):
     their plain-ASGI handlers; the rest is FastAPI.
 
     Those paths are still in the OpenAPI document, declared by hand in `turnout.api.openapi`.
+    Without keys, a request naming a non-loopback `Host` is refused first (`turnout.api.hosts`).
     """
+
+    host_check: HostCheck | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            refused = self.host_check.refused(scope) if self.host_check is not None else None
+            if refused is not None:
+                await _refuse_host(scope, send, refused)
+                return
             handler = _PLAIN.get(scope["path"].rstrip("/") or "/")
             if handler is not None:
                 await handler(getattr(self.state, "turnout", None), scope, receive, send)
@@ -35,6 +46,14 @@ class Gateway(FastAPI):
                                responses.RESPONSES_PATH: {"post": RESPONSES_OPERATION},
                                **schema.get("paths", {})}
         return self.openapi_schema  # type: ignore[return-value]
+
+
+async def _refuse_host(scope: Scope, send: Send, host: str) -> None:
+    shape = anthropic_error_body if scope["path"].startswith(messages.MESSAGES_PATH) else error_body
+    error = Forbidden(f"Host {host[:100]!r} is not served: without API keys the gateway answers only loopback "
+                      "names (localhost, 127.0.0.1, [::1]) and allowed_hosts; set TURNOUT_API_KEYS to serve "
+                      "other names.", code="host_not_allowed")
+    await send_error(send, error, RequestHead(scope).request_id(), shape=shape)
 
 
 # The hot API surfaces, served as plain ASGI (a trailing slash is the same path; the query
