@@ -28,6 +28,7 @@ class Recorder:
     seen: list[Seen] = field(default_factory=list)
     status: int = 200
     payload: Any = None
+    echo_credential: bool = False  # answer `status` with an error that quotes the Authorization header
 
     @property
     def base_url(self) -> str:
@@ -40,6 +41,10 @@ class Recorder:
         except ValueError:
             body = raw
         self.seen.append(Seen(request.path, {k.lower(): v for k, v in request.headers.items()}, body))
+        if self.echo_credential:
+            quoted = request.headers.get("Authorization", "")
+            return web.json_response({"error": {"message": f"Rejected credential {quoted!r} for this request",
+                                                "code": self.status}}, status=self.status)
         if self.payload is not None or self.status != 200:
             return web.json_response(self.payload or {}, status=self.status)
         model = body.get("model", "m") if isinstance(body, dict) else "m"

@@ -22,6 +22,7 @@ JSON_TYPE = b"application/json"
 _WATCH_AFTER_S = 0.05
 Headers = list[tuple[bytes, bytes]]
 ErrorBody = Callable[[GatewayError], bytes]
+Redact = Callable[[bytes], bytes]
 
 
 class RequestHead:
@@ -49,12 +50,14 @@ class RequestHead:
 class Reply:
     """The response side: ASGI sends, with the meter told the status and the first byte."""
 
-    __slots__ = ("_send", "meter", "shape", "started")
+    __slots__ = ("_redact", "_send", "meter", "shape", "started")
 
-    def __init__(self, send: Send, meter: RequestMeter, *, shape: ErrorBody = error_body) -> None:
+    def __init__(self, send: Send, meter: RequestMeter, *, shape: ErrorBody = error_body,
+                 redact: Redact | None = None) -> None:
         self._send = send
         self.meter = meter
         self.shape = shape  # the error body in the API's own shape
+        self._redact = redact  # masks configured secrets in error bodies (observability.redaction)
         self.started = False
 
     async def start(self, status: int, headers: Headers) -> None:
@@ -73,11 +76,12 @@ class Reply:
             return
         self.meter.status = exc.status
         self.started = True
-        await send_error(self._send, exc, request_id, shape=self.shape)
+        await send_error(self._send, exc, request_id, shape=self.shape, redact=self._redact)
 
 
-async def send_error(send: Send, exc: GatewayError, request_id: str, *, shape: ErrorBody = error_body) -> None:
-    data = shape(exc)
+async def send_error(send: Send, exc: GatewayError, request_id: str, *, shape: ErrorBody = error_body,
+                     redact: Redact | None = None) -> None:
+    data = shape(exc) if redact is None else redact(shape(exc))
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error_headers(exc, request_id).items()]
     headers += ((b"content-type", JSON_TYPE), (b"content-length", str(len(data)).encode()))
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})

@@ -103,7 +103,7 @@ async def serve(state: AppState | None, scope: Scope, receive: Receive, send: Se
     metrics = metrics_of(state)
     meter = metrics.open_request(api=surface.api)
     token = metrics.current_meter.set(meter)
-    reply = Reply(send, meter, shape=surface.error_body)
+    reply = Reply(send, meter, shape=surface.error_body, redact=state.redactor.data)
     try:
         await _chat(state, head, receive, reply, request_id, surface)
     except GatewayError as exc:
@@ -197,8 +197,8 @@ async def _stream(state: AppState, snapshot: Snapshot, request: EdgeRequest, log
         out += (source.trailer(), events.end())
         log_line.finished(outcome, status=200, usage=usage, stream=source)
     except AttemptError as error:  # the stream broke and could not be continued (already recorded)
-        out += (source.trailer(), events.fail(f"The upstream stream failed after it started: {error.message}",
-                                               type_="upstream_error", code=error.kind,
+        message = state.redactor.text(f"The upstream stream failed after it started: {error.message}")
+        out += (source.trailer(), events.fail(message, type_="upstream_error", code=error.kind,
                                                request_id=log_line.request_id))
         log_line.finished(outcome, status=200, usage=usage, stream_error=error.kind, stream=source)
     except asyncio.CancelledError:

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from turnout.config import Settings
 from turnout.errors import Forbidden, Unauthorized
+from turnout.observability.redaction import Redactor
 from turnout.routing.engine import Engine
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.snapshot import SnapshotHolder
@@ -26,6 +27,7 @@ class AppState:
     budget: FreeTierBudget
     manager: PoolManager
     extras: dict[str, Any] = field(default_factory=dict)
+    redactor: Redactor = field(default_factory=lambda: Redactor(()))
 
 
 async def get_state(request: Request) -> AppState:
