@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from starlette.types import Receive, Scope, Send
 
@@ -19,10 +20,21 @@ from turnout.errors import ClientClosedRequest, GatewayError, InvalidRequest, Pa
 from turnout.observability.metrics import RequestMeter
 
 JSON_TYPE = b"application/json"
+# Printable ASCII but '%': what a header value may carry as it is (see `header_value`).
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 _WATCH_AFTER_S = 0.05
 Headers = list[tuple[bytes, bytes]]
 ErrorBody = Callable[[GatewayError], bytes]
 Redact = Callable[[bytes], bytes]
+
+
+def header_value(text: str) -> bytes:
+    """A response header value from any text: printable ASCII as it is, anything else
+    percent-encoded (UTF-8), so a model id such as `evil/模型-x:free` or one carrying CR/LF can
+    neither fail the response after the upstream was paid nor inject a header."""
+    if text.isascii() and text.isprintable():
+        return text.encode()
+    return quote(text, safe=_HEADER_SAFE).encode()
 
 
 class RequestHead:
@@ -82,7 +94,7 @@ class Reply:
 async def send_error(send: Send, exc: GatewayError, request_id: str, *, shape: ErrorBody = error_body,
                      redact: Redact | None = None) -> None:
     data = shape(exc) if redact is None else redact(shape(exc))
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error_headers(exc, request_id).items()]
+    headers = [(k.lower().encode("latin-1"), header_value(v)) for k, v in error_headers(exc, request_id).items()]
     headers += ((b"content-type", JSON_TYPE), (b"content-length", str(len(data)).encode()))
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": data, "more_body": False})

@@ -18,7 +18,16 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from turnout.api.asgi import JSON_TYPE, DisconnectWatch, Headers, Reply, RequestHead, read_json, send_error
+from turnout.api.asgi import (
+    JSON_TYPE,
+    DisconnectWatch,
+    Headers,
+    Reply,
+    RequestHead,
+    header_value,
+    read_json,
+    send_error,
+)
 from turnout.api.deps import AppState, check_client_key
 from turnout.api.error_shapes import INTERNAL_ERROR, error_body
 from turnout.api.scrape import metrics_of
@@ -223,15 +232,15 @@ def _never() -> bool:
 def _outcome_headers(request_id: str, outcome: Outcome[Any], cost: Cost | None) -> Headers:
     dep = outcome.deployment
     headers = [
-        (b"x-request-id", request_id.encode("latin-1")),
-        (b"x-turnout-model", dep.model.encode("latin-1")),
-        (b"x-turnout-deployment", dep.id.encode("latin-1")),
-        (b"x-turnout-group", outcome.group.encode("latin-1")),
+        (b"x-request-id", header_value(request_id)),
+        (b"x-turnout-model", header_value(dep.model)),
+        (b"x-turnout-deployment", header_value(dep.id)),
+        (b"x-turnout-group", header_value(outcome.group)),
         (b"x-turnout-attempts", str(len(outcome.attempts)).encode()),
         (b"x-turnout-fallback", b"true" if outcome.fallback else b"false"),
     ]
     if outcome.pin is not None:
-        headers.append((b"x-turnout-pin", outcome.pin.encode()))
+        headers.append((b"x-turnout-pin", header_value(outcome.pin)))
     if cost is not None:
         headers.append((b"x-turnout-cost-usd", f"{cost.usd:.8f}".encode()))
     return headers
