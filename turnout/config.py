@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 Tier = Literal["free", "paid"]
+PriceField = Literal["prompt", "completion", "request", "image"]  # OpenRouter's provider.max_price keys
 DEFAULT_OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 
 
@@ -170,6 +171,8 @@ class PoolSettings(_Section):
     )
     allow_paid: bool = True
     paid_max_tokens: int | None = Field(4096, ge=1)
+    allowed_plugins: list[str] = Field(default_factory=list)
+    max_price: dict[PriceField, float] = Field(default_factory=dict)
     health: HealthSettings = Field(default_factory=HealthSettings)
     free_tier: FreeTierSettings = Field(default_factory=FreeTierSettings)
 
@@ -241,6 +244,7 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     admin_key: SecretStr | None = None
     auth_disabled: bool = False
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     openrouter_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("OPENROUTER_API_KEY", "openrouter_api_key")
     )
@@ -264,7 +268,7 @@ class Settings(BaseSettings):
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "allowed_hosts", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -26,9 +26,11 @@ from turnout.api import (
 from turnout.api.deps import AppState
 from turnout.api.error_shapes import install_error_handlers
 from turnout.api.gateway import Gateway
+from turnout.api.hosts import HostCheck
 from turnout.config import Settings
 from turnout.observability.logs import FLUSH_INTERVAL_S, flush_logs
 from turnout.observability.metrics import Metrics, MetricsObserver, RefreshMetrics
+from turnout.observability.redaction import LogRedaction, Redactor
 from turnout.pool.provider_health import PassiveStats
 from turnout.pool.refresh import PoolManager
 from turnout.routing.engine import Engine
@@ -50,6 +52,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.host_check = HostCheck.for_settings(settings)
+    app.redactor = Redactor.for_settings(settings)
     install_error_handlers(app)
     for module in (models, readiness, admin, scrape, status):
         app.include_router(module.router)
@@ -59,8 +63,14 @@ def create_app(settings: Settings) -> FastAPI:
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    redactor: Redactor = app.redactor  # type: ignore[attr-defined]
     _quiet_libraries()
     async with contextlib.AsyncExitStack() as stack:
+        if redactor:
+            log_filter = LogRedaction(redactor)
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(log_filter)
+                stack.callback(handler.removeFilter, log_filter)
         # Worker threads (the refresh's pure steps, persistence) give the GIL back to the event
         # loop after 1 ms instead of 5: a refresh under load delays requests by at most that.
         stack.callback(sys.setswitchinterval, sys.getswitchinterval())
@@ -95,7 +105,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                         sessions=sessions)
         metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine)
         app.state.turnout = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
-                                        manager=manager, extras={"metrics": metrics})
+                                        manager=manager, extras={"metrics": metrics}, redactor=redactor)
         if await asyncio.to_thread(load_router_library):
             # LiteLLM's import leaves ~300k objects that live as long as the process. Frozen, the
             # cyclic GC never scans them again: a full collection takes ~8 ms instead of ~130 ms

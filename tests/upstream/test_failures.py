@@ -78,6 +78,7 @@ def test_retry_after_header_reaches_the_error() -> None:
     ("unsupported", "elsewhere", "no", None, 502),
     ("auth", "elsewhere", "credential", "error", 502),
     ("payment", "elsewhere", "credential", "error", 502),
+    ("refused_locally", "elsewhere", "no", None, 400),
 ])
 def test_the_failure_table(kind: str, walk: str, bench: str, passive: str | None, status: int) -> None:
     failure = FAILURES[kind]  # type: ignore[index]

@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from starlette.types import Receive, Scope, Send
 
@@ -19,9 +20,21 @@ from turnout.errors import ClientClosedRequest, GatewayError, InvalidRequest, Pa
 from turnout.observability.metrics import RequestMeter
 
 JSON_TYPE = b"application/json"
+# Printable ASCII but '%': what a header value may carry as it is (see `header_value`).
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 _WATCH_AFTER_S = 0.05
 Headers = list[tuple[bytes, bytes]]
 ErrorBody = Callable[[GatewayError], bytes]
+Redact = Callable[[bytes], bytes]
+
+
+def header_value(text: str) -> bytes:
+    """A response header value from any text: printable ASCII as it is, anything else
+    percent-encoded (UTF-8), so a model id such as `evil/模型-x:free` or one carrying CR/LF can
+    neither fail the response after the upstream was paid nor inject a header."""
+    if text.isascii() and text.isprintable():
+        return text.encode()
+    return quote(text, safe=_HEADER_SAFE).encode()
 
 
 class RequestHead:
@@ -49,12 +62,14 @@ class RequestHead:
 class Reply:
     """The response side: ASGI sends, with the meter told the status and the first byte."""
 
-    __slots__ = ("_send", "meter", "shape", "started")
+    __slots__ = ("_redact", "_send", "meter", "shape", "started")
 
-    def __init__(self, send: Send, meter: RequestMeter, *, shape: ErrorBody = error_body) -> None:
+    def __init__(self, send: Send, meter: RequestMeter, *, shape: ErrorBody = error_body,
+                 redact: Redact | None = None) -> None:
         self._send = send
         self.meter = meter
         self.shape = shape  # the error body in the API's own shape
+        self._redact = redact  # masks configured secrets in error bodies (observability.redaction)
         self.started = False
 
     async def start(self, status: int, headers: Headers) -> None:
@@ -73,12 +88,13 @@ class Reply:
             return
         self.meter.status = exc.status
         self.started = True
-        await send_error(self._send, exc, request_id, shape=self.shape)
+        await send_error(self._send, exc, request_id, shape=self.shape, redact=self._redact)
 
 
-async def send_error(send: Send, exc: GatewayError, request_id: str, *, shape: ErrorBody = error_body) -> None:
-    data = shape(exc)
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error_headers(exc, request_id).items()]
+async def send_error(send: Send, exc: GatewayError, request_id: str, *, shape: ErrorBody = error_body,
+                     redact: Redact | None = None) -> None:
+    data = shape(exc) if redact is None else redact(shape(exc))
+    headers = [(k.lower().encode("latin-1"), header_value(v)) for k, v in error_headers(exc, request_id).items()]
     headers += ((b"content-type", JSON_TYPE), (b"content-length", str(len(data)).encode()))
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": data, "more_body": False})
@@ -128,10 +144,22 @@ class DisconnectWatch:
             self._task.uncancel()
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """`application/json` or `application/<anything>+json`, parameters aside (RFC 9110 media type).
+
+    A missing type is not JSON: a browser page can send a body without a JSON type and
+    without a preflight, so requiring one is what keeps cross-site posts out."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or (subtype.endswith("+json") and len(subtype) > 5))
+
+
 async def read_json(receive: Receive, head: RequestHead, limit: int) -> Any:
-    content_type = (head.get(b"content-type") or "application/json").lower()
-    if "json" not in content_type:
-        raise UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}.")
+    content_type = head.get(b"content-type")
+    if not is_json_media_type(content_type):
+        got = f"got {content_type[:100]!r}" if content_type else "none was sent"
+        raise UnsupportedMediaType(
+            f"Send the body as JSON with the header 'Content-Type: application/json' ({got}).")
     declared = head.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is {limit}.")

@@ -18,7 +18,16 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from turnout.api.asgi import JSON_TYPE, DisconnectWatch, Headers, Reply, RequestHead, read_json, send_error
+from turnout.api.asgi import (
+    JSON_TYPE,
+    DisconnectWatch,
+    Headers,
+    Reply,
+    RequestHead,
+    header_value,
+    read_json,
+    send_error,
+)
 from turnout.api.deps import AppState, check_client_key
 from turnout.api.error_shapes import INTERNAL_ERROR, error_body
 from turnout.api.scrape import metrics_of
@@ -57,7 +66,8 @@ class ChatSurface:
         return head.get(b"authorization")
 
     def parse(self, body: Any, settings: Settings) -> EdgeRequest:
-        return EdgeRequest(chat=parse_chat_request(body, max_messages=settings.max_messages))
+        return EdgeRequest(chat=parse_chat_request(body, max_messages=settings.max_messages,
+                                                   allowed_plugins=settings.pool.allowed_plugins))
 
     def answer(self, payload: dict[str, Any], outcome: Outcome[Any], request: EdgeRequest) -> dict[str, Any]:
         return payload
@@ -102,7 +112,7 @@ async def serve(state: AppState | None, scope: Scope, receive: Receive, send: Se
     metrics = metrics_of(state)
     meter = metrics.open_request(api=surface.api)
     token = metrics.current_meter.set(meter)
-    reply = Reply(send, meter, shape=surface.error_body)
+    reply = Reply(send, meter, shape=surface.error_body, redact=state.redactor.data)
     try:
         await _chat(state, head, receive, reply, request_id, surface)
     except GatewayError as exc:
@@ -196,8 +206,8 @@ async def _stream(state: AppState, snapshot: Snapshot, request: EdgeRequest, log
         out += (source.trailer(), events.end())
         log_line.finished(outcome, status=200, usage=usage, stream=source)
     except AttemptError as error:  # the stream broke and could not be continued (already recorded)
-        out += (source.trailer(), events.fail(f"The upstream stream failed after it started: {error.message}",
-                                               type_="upstream_error", code=error.kind,
+        message = state.redactor.text(f"The upstream stream failed after it started: {error.message}")
+        out += (source.trailer(), events.fail(message, type_="upstream_error", code=error.kind,
                                                request_id=log_line.request_id))
         log_line.finished(outcome, status=200, usage=usage, stream_error=error.kind, stream=source)
     except asyncio.CancelledError:
@@ -222,15 +232,15 @@ def _never() -> bool:
 def _outcome_headers(request_id: str, outcome: Outcome[Any], cost: Cost | None) -> Headers:
     dep = outcome.deployment
     headers = [
-        (b"x-request-id", request_id.encode("latin-1")),
-        (b"x-turnout-model", dep.model.encode("latin-1")),
-        (b"x-turnout-deployment", dep.id.encode("latin-1")),
-        (b"x-turnout-group", outcome.group.encode("latin-1")),
+        (b"x-request-id", header_value(request_id)),
+        (b"x-turnout-model", header_value(dep.model)),
+        (b"x-turnout-deployment", header_value(dep.id)),
+        (b"x-turnout-group", header_value(outcome.group)),
         (b"x-turnout-attempts", str(len(outcome.attempts)).encode()),
         (b"x-turnout-fallback", b"true" if outcome.fallback else b"false"),
     ]
     if outcome.pin is not None:
-        headers.append((b"x-turnout-pin", outcome.pin.encode()))
+        headers.append((b"x-turnout-pin", header_value(outcome.pin)))
     if cost is not None:
         headers.append((b"x-turnout-cost-usd", f"{cost.usd:.8f}".encode()))
     return headers

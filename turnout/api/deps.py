@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from turnout.config import Settings
 from turnout.errors import Forbidden, Unauthorized
+from turnout.observability.redaction import Redactor
 from turnout.routing.engine import Engine
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.snapshot import SnapshotHolder
@@ -26,6 +27,7 @@ class AppState:
     budget: FreeTierBudget
     manager: PoolManager
     extras: dict[str, Any] = field(default_factory=dict)
+    redactor: Redactor = field(default_factory=lambda: Redactor(()))
 
 
 async def get_state(request: Request) -> AppState:
@@ -71,10 +73,8 @@ def check_client_key(settings: Settings, authorization: str | None) -> None:
 
 async def require_admin(request: Request, state: State) -> None:
     settings = state.settings
-    if settings.admin_key is None:
-        if settings.auth_required:
-            raise Forbidden("Admin routes are disabled: set TURNOUT_ADMIN_KEY to use them.")
-        return
+    if settings.admin_key is None:  # with or without client keys: admin routes are never open
+        raise Forbidden("Admin routes are disabled: set TURNOUT_ADMIN_KEY to use them.")
     token = _bearer(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized("Missing admin key: send 'Authorization: Bearer <admin key>'.")

@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from turnout.api import chat, messages, responses
+from turnout.api.asgi import RequestHead, send_error
+from turnout.api.error_shapes import anthropic_error_body, error_body
+from turnout.api.hosts import HostCheck
 from turnout.api.openapi import CHAT_OPERATION, COUNT_TOKENS_OPERATION, MESSAGES_OPERATION, RESPONSES_OPERATION
+from turnout.errors import Forbidden
+from turnout.observability.redaction import Redactor
 
 
 class Gateway(FastAPI):
@@ -16,14 +21,24 @@ class Gateway(FastAPI):
     their plain-ASGI handlers; the rest is FastAPI.
 
     Those paths are still in the OpenAPI document, declared by hand in `turnout.api.openapi`.
+    Without keys, a request naming a non-loopback `Host` is refused first (`turnout.api.hosts`).
     """
+
+    host_check: HostCheck | None = None
+    redactor: Redactor = Redactor(())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            refused = self.host_check.refused(scope) if self.host_check is not None else None
+            if refused is not None:
+                await _refuse_host(scope, send, refused)
+                return
             handler = _PLAIN.get(scope["path"].rstrip("/") or "/")
             if handler is not None:
                 await handler(getattr(self.state, "turnout", None), scope, receive, send)
                 return
+            if self.redactor:
+                send = RedactingSend(send, self.redactor)
         await super().__call__(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:
@@ -35,6 +50,45 @@ class Gateway(FastAPI):
                                responses.RESPONSES_PATH: {"post": RESPONSES_OPERATION},
                                **schema.get("paths", {})}
         return self.openapi_schema  # type: ignore[return-value]
+
+
+class RedactingSend:
+    """Masks configured secrets in a FastAPI response (status page, metrics, admin, readiness, models).
+
+    Those responses are small and sent whole; the body is held until its last part so the
+    Content-Length can be set to the masked length."""
+
+    __slots__ = ("_parts", "_redactor", "_send", "_start")
+
+    def __init__(self, send: Send, redactor: Redactor) -> None:
+        self._send = send
+        self._redactor = redactor
+        self._start: Message | None = None
+        self._parts: list[bytes] = []
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self._start = message
+            return
+        if message["type"] != "http.response.body" or self._start is None:
+            await self._send(message)
+            return
+        self._parts.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = self._redactor.data(b"".join(self._parts))
+        headers = [(k, v) for k, v in self._start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await self._send({**self._start, "headers": headers})
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _refuse_host(scope: Scope, send: Send, host: str) -> None:
+    shape = anthropic_error_body if scope["path"].startswith(messages.MESSAGES_PATH) else error_body
+    error = Forbidden(f"Host {host[:100]!r} is not served: without API keys the gateway answers only loopback "
+                      "names (localhost, 127.0.0.1, [::1]) and allowed_hosts; set TURNOUT_API_KEYS to serve "
+                      "other names.", code="host_not_allowed")
+    await send_error(send, error, RequestHead(scope).request_id(), shape=shape)
 
 
 # The hot API surfaces, served as plain ASGI (a trailing slash is the same path; the query

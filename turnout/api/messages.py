@@ -19,7 +19,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from turnout.api import chat
-from turnout.api.asgi import JSON_TYPE, RequestHead, read_json, send_error
+from turnout.api.asgi import JSON_TYPE, RequestHead, header_value, read_json, send_error
 from turnout.api.deps import AppState, check_client_key
 from turnout.api.error_shapes import INTERNAL_ERROR, anthropic_error_body
 from turnout.api.surface import EdgeRequest
@@ -48,7 +48,8 @@ class MessagesSurface:
 
     def parse(self, body: Any, settings: Settings) -> EdgeRequest:
         chat_body, dropped = dialect.to_chat(body)
-        return EdgeRequest.translated(parse_chat_request(chat_body, max_messages=settings.max_messages),
+        return EdgeRequest.translated(parse_chat_request(chat_body, max_messages=settings.max_messages,
+                                                      allowed_plugins=settings.pool.allowed_plugins),
                                       dropped=dropped)
 
     def answer(self, payload: dict[str, Any], outcome: Outcome[Any], request: EdgeRequest) -> dict[str, Any]:
@@ -105,7 +106,7 @@ async def serve_count(state: AppState | None, scope: Scope, receive: Receive, se
         log.exception("unhandled error on POST %s", COUNT_PATH)
         await send_error(send, INTERNAL_ERROR, request_id, shape=anthropic_error_body)
         return
-    headers = [(b"x-request-id", request_id.encode("latin-1")), (b"content-type", JSON_TYPE),
+    headers = [(b"x-request-id", header_value(request_id)), (b"content-type", JSON_TYPE),
                (b"content-length", str(len(data)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": data, "more_body": False})

@@ -41,7 +41,8 @@ class ResponsesSurface:
 
     def parse(self, body: Any, settings: Settings) -> EdgeRequest:
         chat_body, dropped = dialect.to_chat(body)
-        return EdgeRequest.translated(parse_chat_request(chat_body, max_messages=settings.max_messages),
+        return EdgeRequest.translated(parse_chat_request(chat_body, max_messages=settings.max_messages,
+                                                      allowed_plugins=settings.pool.allowed_plugins),
                                       dropped=dropped, context=body)
 
     def answer(self, payload: dict[str, Any], outcome: Outcome[Any], request: EdgeRequest) -> dict[str, Any]:

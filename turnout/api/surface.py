@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from turnout.api.asgi import RequestHead
+from turnout.api.asgi import RequestHead, header_value
 from turnout.config import Settings
 from turnout.errors import GatewayError
 from turnout.routing.request import ChatRequest
@@ -42,7 +42,7 @@ class EdgeRequest:
         if not dropped:
             return cls(chat=chat, context=context)
         return cls(chat=chat, context=context, notes={"dropped_tools": dropped},
-                   headers=((DROPPED_TOOLS_HEADER, ",".join(dropped).encode("latin-1", "replace")),))
+                   headers=((DROPPED_TOOLS_HEADER, header_value(",".join(dropped))),))
 
 
 class StreamEvents(Protocol):

@@ -31,7 +31,7 @@ class JsonFormatter(logging.Formatter):
             "msg": message,
         }
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry)
 
 

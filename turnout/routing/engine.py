@@ -23,11 +23,12 @@ from typing import Any, Generic, TypeVar
 
 from turnout.config import Settings
 from turnout.errors import AllAttemptsFailed, AttemptRecord, GatewayError, InvalidRequest, UpstreamFailed
-from turnout.pool.model import Deployment
+from turnout.pool.model import OPENROUTER_CREDENTIAL, Deployment
 from turnout.routing.continuation import Opened, PrefillMemory, ResumingStream
 from turnout.routing.cooldowns import CooldownPolicy
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.hedge import CallFailed, HedgedCall, race
+from turnout.routing.openrouter_fields import clamp_max_price
 from turnout.routing.request import ChatRequest
 from turnout.routing.retry_wait import retry_after_wait
 from turnout.routing.snapshot import Snapshot, SnapshotHolder
@@ -485,8 +486,9 @@ class Engine:
         body["model"] = dep.upstream_model
         cap = self._settings.pool.paid_max_tokens if dep.tier == "paid" else None
         if cap is not None:
-            key = "max_completion_tokens" if "max_completion_tokens" in body and "max_tokens" not in body else "max_tokens"
-            body[key] = min(request.max_tokens or cap, cap)
+            cap_output(body, cap)
+        if dep.credential == OPENROUTER_CREDENTIAL and self._settings.pool.max_price:
+            clamp_max_price(body, self._settings.pool.max_price)
         if request.stream and dep.wire == "openai":
             options = dict(body.get("stream_options") or {})
             options["include_usage"] = True
@@ -509,6 +511,25 @@ class Engine:
         delay = min(delay, max(0.0, walk.remaining() - 0.1))
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+def cap_output(body: dict[str, Any], cap: int) -> None:
+    """Bound every field that bounds a paid answer's output: `n` choices of at most `cap // n`
+    tokens each (so `n` cannot multiply the cap), whichever of `max_tokens` /
+    `max_completion_tokens` the client sent (an upstream may read either), and the reasoning
+    budgets (OpenRouter's `reasoning.max_tokens`, Anthropic's `thinking.budget_tokens`)."""
+    n = body.get("n")
+    choices = min(n, cap) if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    if choices > 1:
+        body["n"] = choices
+    per_choice = max(1, cap // choices)
+    sent = [key for key in ("max_tokens", "max_completion_tokens") if isinstance(body.get(key), int)]
+    for key in sent or ["max_tokens"]:
+        body[key] = min(body.get(key) or per_choice, per_choice)
+    for field_name, budget in (("reasoning", "max_tokens"), ("thinking", "budget_tokens")):
+        section = body.get(field_name)
+        if isinstance(section, dict) and isinstance(section.get(budget), (int, float)):
+            body[field_name] = {**section, budget: min(section[budget], per_choice)}
 
 
 def _filtered(value: Any) -> bool:

@@ -1,17 +1,19 @@
 """What a chat request asks for: validated fields, and the needs that constrain routing.
 
-The body is kept as the client's own dict (every field passes to the upstream untouched);
-only fields that would let a client choose where traffic goes or with which credentials
-are refused.
+The body is kept as the client's own dict: on the OpenAI wire it passes to the upstream
+as sent, on the LiteLLM path only its OpenAI fields do (`litellm_call.OPENAI_CHAT_FIELDS`).
+Fields that would let a client choose where traffic goes or with which credentials are
+refused with 400 on both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from turnout.errors import InvalidRequest
+from turnout.routing.openrouter_fields import check_openrouter_fields
 
 VALID_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -47,15 +49,15 @@ class ChatRequest:
     include_usage: bool
     needs_tools: bool
     needs_vision: bool
-    needs_json: bool
     prompt_tokens_estimate: int
     max_tokens: int | None
 
 
-def parse_chat_request(body: Any, *, max_messages: int) -> ChatRequest:
+def parse_chat_request(body: Any, *, max_messages: int, allowed_plugins: Collection[str] = ()) -> ChatRequest:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
     _refuse_routing_fields(body)
+    check_openrouter_fields(body, allowed_plugins=allowed_plugins)
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("'model' is required and must be a non-empty string.", param="model", code="invalid_model")
@@ -98,7 +100,6 @@ def parse_chat_request(body: Any, *, max_messages: int) -> ChatRequest:
         include_usage=include_usage,
         needs_tools=bool(tools),
         needs_vision=vision,
-        needs_json=response_format is not None and response_format.get("type") != "text",
         prompt_tokens_estimate=size // 4 + 4 * len(messages),
         max_tokens=max_tokens,
     )

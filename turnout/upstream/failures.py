@@ -32,7 +32,7 @@ from typing import Any, Literal
 Kind = Literal[
     "rate_limited", "daily_quota", "server_error", "timeout", "connection_error", "stream_broken",
     "context_overflow", "bad_request", "unsupported", "auth", "payment", "content_filter", "prefill_unsupported",
-    "cancelled",
+    "cancelled", "refused_locally",
 ]
 Walk = Literal["elsewhere", "context", "policy", "client"]
 Bench = Literal["no", "streak", "hint", "credential"]
@@ -80,6 +80,9 @@ FAILURES: Mapping[Kind, Failure] = MappingProxyType({
     "prefill_unsupported": Failure("elsewhere", "no", None, 502, "upstream_error", "#6366f1",
                                    "400 refusing a request that ends with the assistant's message: a broken stream "
                                    "is continued on it without prefill, or elsewhere"),
+    "refused_locally": Failure("elsewhere", "no", None, 400, "invalid_request", "#475569",
+                               "LiteLLM failed on the request itself before any upstream answer (an image it "
+                               "cannot read, a message it cannot convert): says nothing about the deployment"),
     "cancelled": Failure("elsewhere", "no", None, 502, "upstream_error", "#cbd5e1",
                          "a hedged attempt that lost the race to another deployment's first token"),
 })

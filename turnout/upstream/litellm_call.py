@@ -8,8 +8,26 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import aiohttp
+
 from turnout.upstream.failures import AttemptError, Kind, parse_retry_after
 from turnout.upstream.openai_wire import Frame
+
+# The OpenAI chat-completions request fields; on the LiteLLM path nothing else reaches
+# `litellm.acompletion`, which reads ~400 keywords of its own (headers, credentials, prompt
+# templates, callbacks). `metadata` is left out: LiteLLM reads it for its callbacks.
+# `reasoning` (OpenRouter's, written by the Messages and Responses translations) and
+# `thinking` (Anthropic's, which LiteLLM maps) are provider fields, not LiteLLM settings.
+# tests/security/test_litellm_fields.py checks none of these is a LiteLLM keyword.
+OPENAI_CHAT_FIELDS = frozenset(
+    {
+        "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+        "max_completion_tokens", "max_tokens", "modalities", "n", "parallel_tool_calls", "prediction",
+        "presence_penalty", "prompt_cache_key", "reasoning_effort", "response_format", "safety_identifier", "seed",
+        "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p",
+        "user", "verbosity", "reasoning", "thinking",
+    }
+)
 
 
 def _exception_kinds() -> tuple[tuple[type[BaseException], Kind], ...]:
@@ -32,8 +50,27 @@ def _exception_kinds() -> tuple[tuple[type[BaseException], Kind], ...]:
 def _kind_for(exc: Exception) -> Kind:
     for exc_type, kind in _exception_kinds():
         if isinstance(exc, exc_type):
+            if kind == "connection_error" and not _transport_failed(exc):
+                # LiteLLM wraps its own failures (converting an image, building a prompt) in
+                # APIConnectionError, raised before any upstream call: the request's content
+                # failed, not the deployment, and a client must not be able to bench it.
+                return "refused_locally"
             return kind
     return "payment" if getattr(exc, "status_code", None) == 402 else "server_error"
+
+
+def _transport_failed(exc: BaseException) -> bool:
+    """Whether a socket, connect or read failure is among `exc`'s causes."""
+    import httpx
+
+    seen: BaseException | None = exc.__cause__ or exc.__context__
+    for _ in range(20):
+        if seen is None:
+            return False
+        if isinstance(seen, (OSError, TimeoutError, httpx.TransportError, aiohttp.ClientError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def to_attempt_error(exc: Exception, *, model: str) -> AttemptError:
@@ -106,7 +143,9 @@ class TranslatedStream:
 
 
 def _call_args(params: Mapping[str, Any], body: Mapping[str, Any], timeout_s: float, *, stream: bool) -> dict[str, Any]:
-    args = {k: v for k, v in body.items() if k not in {"model", "stream"}}
+    """Only OpenAI request fields from the client: every other keyword is a LiteLLM setting
+    (headers, credentials, prompt templates, callbacks) that only the gateway may set."""
+    args = {k: v for k, v in body.items() if k in OPENAI_CHAT_FIELDS and k not in {"model", "stream"}}
     args.update(params)
     args.update({"stream": stream, "timeout": timeout_s, "num_retries": 0, "max_retries": 0})
     return args
