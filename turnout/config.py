@@ -152,6 +152,9 @@ class PoolSettings(_Section):
     catalogue_refresh_s: float = Field(3600.0, gt=0)
     health_refresh_s: float = Field(300.0, gt=0)
     jitter: float = Field(0.1, ge=0, le=0.5)
+    # After a failed refresh: the first retry's delay, doubled per failure (jittered) up to
+    # health_refresh_s.
+    refresh_retry_min_s: float = Field(5.0, gt=0)
     min_context: int = Field(8192, ge=0)
     exclude_providers: list[str] = Field(default_factory=list)
     exclude_ids: list[str] = Field(default_factory=list)
