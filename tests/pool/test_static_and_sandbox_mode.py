@@ -54,3 +54,28 @@ def test_without_a_key_the_builtin_sandbox_serves(start_gateway: Callable[..., A
     completion = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
     assert "Hello from" in completion.choices[0].message.content
     assert gw.state.holder.current.pool.source == "live"
+
+
+def test_static_only_mode_reads_nothing_upstream_and_is_ready(start_gateway: Callable[..., Any], sandbox: Any,
+                                                              caplog: pytest.LogCaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pool.enabled: false`: the static deployments alone, no catalogue/key/health reads, no sandbox, ready."""
+    from tests.conftest import tcp_listener
+
+    caplog.set_level(logging.INFO, logger="turnout")
+    monkeypatch.setenv("SANDBOX_UPSTREAM_KEY", "sk-static-test-key")
+    with tcp_listener() as (port, received):
+        gw = start_gateway(sandbox="auto", openrouter_api_key=None, openrouter_base_url=f"http://127.0.0.1:{port}/api/v1",
+                           pool={"enabled": False},
+                           deployments=[{"name": "local", "model": f"openai/{MODEL}", "api_base": sandbox.base_url,
+                                         "wire": "openai", "api_key_env": "SANDBOX_UPSTREAM_KEY"}])
+        ready = httpx.get(f"{gw.url}/readyz").json()
+        assert ready["status"] == "ready" and ready["source"] == "static" and "reason" not in ready
+        resp = httpx.post(f"{gw.url}/v1/chat/completions", timeout=30,
+                          json={"model": "local", "messages": [{"role": "user", "content": "hi"}]})
+        assert resp.status_code == 200
+        assert sorted(g for g in gw.state.holder.current.pool.groups) == ["local"]
+        httpx.post(f"{gw.url}/admin/refresh", timeout=30).raise_for_status()  # rebuilds from config alone
+        assert httpx.get(f"{gw.url}/readyz").json()["status"] == "ready"
+        assert received == [], "nothing may reach the OpenRouter address"
+    assert "sandbox" not in caplog.text

@@ -124,6 +124,9 @@ class PoolManager:
 
     async def start(self) -> None:
         """Build the first pool: live, else persisted, else static deployments only."""
+        if not self._settings.pool.enabled:
+            await self._publish(self._static_only(), paced=False)
+            return
         await self._learn_free_tier()
         try:
             await self.refresh(full=True)
@@ -143,6 +146,8 @@ class PoolManager:
     async def run(self) -> None:
         """The refresh loop; cancelled by the lifespan at shutdown."""
         pool_settings = self._settings.pool
+        if not pool_settings.enabled:
+            return  # static-only: nothing upstream to re-read
         while True:
             now = self._clock()
             next_catalogue = self._catalogue_at + _jittered(pool_settings.catalogue_refresh_s, pool_settings.jitter)
@@ -173,6 +178,10 @@ class PoolManager:
     # -- one refresh --------------------------------------------------------------------
 
     async def refresh(self, *, full: bool) -> Pool:
+        if not self._settings.pool.enabled:
+            pool = self._static_only()
+            await self._publish(pool, paced=self._holder.current is not None)
+            return pool
         async with self._lock:
             started = time.monotonic()
             kind = "catalogue" if full or self._catalogue is None else "health"
@@ -252,6 +261,10 @@ class PoolManager:
         self._observer.on_publish(pool)
         log.info("pool published: %d deployments, %d groups, source=%s",
                  len(pool.deployments), len(pool.groups), pool.source)
+
+    def _static_only(self) -> Pool:
+        deployments, groups = static_groups(self._settings)
+        return make_pool(deployments=deployments, groups=groups, source="static")
 
     # -- persistence --------------------------------------------------------------------
 
