@@ -291,12 +291,18 @@ class PoolManager:
     def _load_persisted_pool(self) -> Pool | None:
         path: Path = self._dir / "pool.json"
         try:
-            return Pool.from_json(json.loads(path.read_text()), source="persisted")
+            pool = Pool.from_json(json.loads(path.read_text()), source="persisted")
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("persisted pool unreadable: %s", exc)
             return None
+        elsewhere = {d.api_base for d in pool.deployments.values() if d.provider == "openrouter"} - {self._base_url}
+        if elsewhere:  # e.g. a sandbox's pool (a loopback port long gone) persisted before the two were kept apart
+            log.warning("persisted pool in %s was built for another OpenRouter address (%s); not served",
+                        path, ", ".join(sorted(str(a) for a in elsewhere)))
+            return None
+        return pool
 
     def gated(self) -> dict[str, str]:
         """Models the last health cycle kept out of the pool, with the reason."""
