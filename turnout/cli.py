@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
+from types import FrameType
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -53,17 +55,32 @@ def serve(settings: Any) -> int:
     import uvicorn
 
     from turnout.main import create_app
+    from turnout.observability.logs import flush_logs
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s) or None,
-        timeout_keep_alive=30,
-    )
+    # uvicorn re-raises SIGTERM once it has shut down gracefully; with the default action the
+    # process would die holding its last batched log lines ("Application shutdown complete").
+    signal.signal(signal.SIGTERM, _flush_logs_then_die)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s) or None,
+            timeout_keep_alive=30,
+        )
+    finally:
+        flush_logs()
     return 0
+
+
+def _flush_logs_then_die(signum: int, frame: FrameType | None) -> None:
+    from turnout.observability.logs import flush_logs
+
+    flush_logs()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
 
 
 if __name__ == "__main__":

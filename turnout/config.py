@@ -150,9 +150,14 @@ class FreeTierSettings(_Section):
 class PoolSettings(_Section):
     """How the pool is built from the catalogue and kept fresh."""
 
+    # False: no OpenRouter pool at all (static deployments only): no catalogue, /key or health reads.
+    enabled: bool = True
     catalogue_refresh_s: float = Field(3600.0, gt=0)
     health_refresh_s: float = Field(300.0, gt=0)
     jitter: float = Field(0.1, ge=0, le=0.5)
+    # After a failed refresh: the first retry's delay, doubled per failure (jittered) up to
+    # health_refresh_s.
+    refresh_retry_min_s: float = Field(5.0, gt=0)
     min_context: int = Field(8192, ge=0)
     exclude_providers: list[str] = Field(default_factory=list)
     exclude_ids: list[str] = Field(default_factory=list)
@@ -306,7 +311,7 @@ class Settings(BaseSettings):
     @property
     def use_sandbox(self) -> bool:
         if self.sandbox == "auto":
-            return self.openrouter_api_key is None
+            return self.openrouter_api_key is None and self.pool.enabled
         return self.sandbox == "on"
 
     @property

@@ -82,7 +82,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await sandbox.start(host="127.0.0.1", port=0)
             stack.push_async_callback(sandbox.stop)
             log.warning("%s (sandbox at %s)", SANDBOX_NOTICE, sandbox.base_url)
-            settings = settings.model_copy(update={"openrouter_base_url": sandbox.base_url})
+            # The sandbox's pool and catalogue are persisted apart from the live ones: a later start
+            # with a key and OpenRouter down must not serve the sandbox's pool as the last good one.
+            settings = settings.model_copy(update={"openrouter_base_url": sandbox.base_url,
+                                                   "data_dir": settings.data_dir / "sandbox"})
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300, enable_cleanup_closed=True),
             auto_decompress=True,

@@ -41,7 +41,7 @@ def test_a_full_batch_is_written_without_waiting() -> None:
     assert [json.loads(x)["msg"][:6] for x in stream.getvalue().splitlines()] == [f"line {i}" for i in range(10)]
 
 
-def test_flush_writes_what_is_waiting_and_request_lines_pass_through_as_they_are() -> None:
+def test_flush_writes_what_is_waiting_and_request_lines_keep_their_fields_after_ts_and_level() -> None:
     stream = io.StringIO()
     logger, handler = handler_on(stream, interval_s=3600)
     logging.getLogger("turnout.requests").handlers[:] = []
@@ -53,7 +53,8 @@ def test_flush_writes_what_is_waiting_and_request_lines_pass_through_as_they_are
     logger.info("plain")
     handler.flush()
     first, second = stream.getvalue().splitlines()
-    assert first == '{"event":"request","status":200}'
+    assert first.startswith('{"ts":"') and first.endswith('","level":"info","event":"request","status":200}')
+    assert list(json.loads(first)) == ["ts", "level", "event", "status"]
     assert json.loads(second)["msg"] == "plain"
     request_log.handlers[:] = []
     request_log.propagate = True

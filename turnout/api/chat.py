@@ -113,34 +113,39 @@ async def serve(state: AppState | None, scope: Scope, receive: Receive, send: Se
     meter = metrics.open_request(api=surface.api)
     token = metrics.current_meter.set(meter)
     reply = Reply(send, meter, shape=surface.error_body, redact=state.redactor.data)
+    log_line = RequestLog(request_id=request_id, settings=state.settings, meter=meter, api=surface.api)
     try:
-        await _chat(state, head, receive, reply, request_id, surface)
+        await _chat(state, head, receive, reply, log_line, surface)
     except GatewayError as exc:
+        if not reply.started:
+            log_line.failed(exc)
         await reply.error(exc, request_id)
-    except Exception:
+    except Exception as exc:
         log.exception("unhandled error on POST %s", surface.path)
+        if not reply.started:
+            log_line.failed(exc)
         await reply.error(INTERNAL_ERROR, request_id)
     finally:
         metrics.current_meter.reset(token)
         metrics.close_request(meter)
 
 
-async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Reply, request_id: str,
+async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Reply, log_line: RequestLog,
                 surface: Surface) -> None:
     if head.method != "POST":
         raise MethodNotAllowed(f"Use POST for {surface.path}.", headers={"Allow": "POST"})
     settings = state.settings
     if settings.auth_required:
-        check_client_key(settings, surface.authorization(head))
+        log_line.key = check_client_key(settings, surface.authorization(head))
     body = await read_json(receive, head, settings.max_body_bytes)
     request = surface.parse(body, settings)
     chat = request.chat
+    log_line.begin(requested=chat.model, stream=chat.stream, messages=chat.body.get("messages"),
+                   notes=request.notes)
     snapshot = state.holder.current
     if snapshot is None:
         raise NotReady("No routable pool yet; see GET /readyz.")
-    log_line = RequestLog(request_id=request_id, requested=chat.model, stream=chat.stream, settings=settings,
-                          messages=chat.body.get("messages"), meter=reply.meter, api=surface.api,
-                          notes=request.notes)
+    request_id = log_line.request_id
     watch = DisconnectWatch(receive)
     session = _session_source(head, chat)
     try:
@@ -165,10 +170,6 @@ async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Rep
         if not reply.started:
             log_line.failed(ClientClosedRequest(""))
         raise ClientClosedRequest("The client closed the connection.") from None
-    except Exception as exc:
-        if not reply.started:
-            log_line.failed(exc)
-        raise
     finally:
         watch.stop()
 

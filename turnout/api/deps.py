@@ -45,9 +45,15 @@ def _bearer(header: str | None) -> str | None:
 
 
 def _matches(token: str, keys: list[str]) -> bool:
-    found = False
-    for key in keys:  # compare against every key so timing does not reveal which matched
-        found |= hmac.compare_digest(token.encode(), key.encode())
+    return _matching(token, keys) is not None
+
+
+def _matching(token: str, keys: list[str]) -> int | None:
+    """The 1-based place of the key that matches; every key is compared, so timing does not reveal which."""
+    found = None
+    for place, key in enumerate(keys, start=1):
+        if hmac.compare_digest(token.encode(), key.encode()):
+            found = place
     return found
 
 
@@ -56,19 +62,23 @@ async def require_client(request: Request, state: State) -> None:
     if settings.auth_required:
         # Anthropic clients (Claude Code listing models) send the key as x-api-key.
         api_key = request.headers.get("x-api-key")
-        check_client_key(settings, f"Bearer {api_key}" if api_key else request.headers.get("authorization"))
+        request.state.key_name = check_client_key(
+            settings, f"Bearer {api_key}" if api_key else request.headers.get("authorization"))
 
 
-def check_client_key(settings: Settings, authorization: str | None) -> None:
-    """Unauthorized unless the Authorization header carries a client (or the admin) key."""
+def check_client_key(settings: Settings, authorization: str | None) -> str:
+    """The key's name for the log (`key-N`, N its place in `api_keys`, or `admin`); Unauthorized
+    unless the Authorization header carries a client (or the admin) key."""
     token = _bearer(authorization)
     if token is None:
         raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
     keys = [k.get_secret_value() for k in settings.api_keys]
     if settings.admin_key:
         keys.append(settings.admin_key.get_secret_value())
-    if not _matches(token, keys):
+    name = _matching(token, keys)
+    if name is None:
         raise Unauthorized("Invalid API key.")
+    return "admin" if settings.admin_key and name == len(keys) else f"key-{name}"
 
 
 async def require_admin(request: Request, state: State) -> None:

@@ -7,7 +7,6 @@ Messages API, with Anthropic's error types for each status.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -34,7 +33,7 @@ def error_response(
 ) -> Response:
     body = {"error": {"message": message, "type": type_ or _HTTP_TYPES.get(status, "api_error"),
                       "param": param, "code": code}}
-    return Response(json.dumps(body).encode(), status_code=status, media_type="application/json", headers=headers)
+    return Response(dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
 _ANTHROPIC_TYPES = {
@@ -76,12 +75,14 @@ def gateway_error_response(exc: GatewayError, request_id: str | None = None) -> 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway(request: Request, exc: GatewayError) -> Response:
+        request.state.error_code = exc.code
         return gateway_error_response(exc, getattr(request.state, "request_id", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        request.state.error_code = "invalid_request"
         return error_response(400, f"Invalid request: {where or 'body'}: {first.get('msg', 'invalid')}",
                               param=where or None, code="invalid_request")
 
@@ -90,9 +91,11 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
         if exc.status_code == 404:
             message = f"No route for {request.method} {request.url.path}."
+        request.state.error_code = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code)
         return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        request.state.error_code = INTERNAL_ERROR.code
         return gateway_error_response(INTERNAL_ERROR)

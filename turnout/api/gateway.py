@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,6 +15,7 @@ from turnout.api.hosts import HostCheck
 from turnout.api.openapi import CHAT_OPERATION, COUNT_TOKENS_OPERATION, MESSAGES_OPERATION, RESPONSES_OPERATION
 from turnout.errors import Forbidden
 from turnout.observability.redaction import Redactor
+from turnout.observability.request_log import log_route
 
 
 class Gateway(FastAPI):
@@ -39,7 +41,30 @@ class Gateway(FastAPI):
                 return
             if self.redactor:
                 send = RedactingSend(send, self.redactor)
+            await self._logged(scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
+
+    async def _logged(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A FastAPI route, with its request line: every /v1 and /admin request, and every error
+        (probes and scrapes that succeed write none)."""
+        started = time.monotonic()
+        status = [500]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, send_status)
+        finally:
+            path: str = scope["path"]
+            if status[0] >= 400 or path.startswith(("/v1/", "/admin/")):
+                state = scope.get("state") or {}
+                log_route(method=scope["method"], path=path, status=status[0], latency_s=time.monotonic() - started,
+                          request_id=RequestHead(scope).get(b"x-request-id"), reason=state.get("error_code"),
+                          key=state.get("key_name"))
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -27,6 +28,7 @@ from turnout.config import Settings
 from turnout.dialects import anthropic_messages as dialect
 from turnout.encoding import dumps
 from turnout.errors import GatewayError, MethodNotAllowed, NotReady
+from turnout.observability.request_log import log_route
 from turnout.routing.engine import Outcome
 from turnout.routing.request import parse_chat_request
 from turnout.upstream.openai_wire import Frame
@@ -95,29 +97,40 @@ async def serve_count(state: AppState | None, scope: Scope, receive: Receive, se
     """POST /v1/messages/count_tokens: `{"input_tokens": N}`, counted with LiteLLM's tokenizer."""
     head = RequestHead(scope)
     request_id = head.request_id()
+    started = time.monotonic()
+    caller: list[str | None] = [None]  # the key's name, once checked
     try:
         if state is None:
             raise NotReady("The gateway is starting; see GET /readyz.")
-        data = await _count(state, head, receive)
+        data = await _count(state, head, receive, caller)
     except GatewayError as exc:
+        _log_count(head, exc.status, exc.code, request_id, started, caller[0])
         await send_error(send, exc, request_id, shape=anthropic_error_body)
         return
     except Exception:
         log.exception("unhandled error on POST %s", COUNT_PATH)
+        _log_count(head, INTERNAL_ERROR.status, INTERNAL_ERROR.code, request_id, started, caller[0])
         await send_error(send, INTERNAL_ERROR, request_id, shape=anthropic_error_body)
         return
+    _log_count(head, 200, "ok", request_id, started, caller[0])
     headers = [(b"x-request-id", header_value(request_id)), (b"content-type", JSON_TYPE),
                (b"content-length", str(len(data)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": data, "more_body": False})
 
 
-async def _count(state: AppState, head: RequestHead, receive: Receive) -> bytes:
+def _log_count(head: RequestHead, status: int, reason: str | None, request_id: str, started: float,
+               key: str | None) -> None:
+    log_route(method=head.method, path=COUNT_PATH, status=status, reason=reason, request_id=request_id,
+              latency_s=time.monotonic() - started, key=key)
+
+
+async def _count(state: AppState, head: RequestHead, receive: Receive, caller: list[str | None]) -> bytes:
     if head.method != "POST":
         raise MethodNotAllowed(f"Use POST for {COUNT_PATH}.", headers={"Allow": "POST"})
     settings = state.settings
     if settings.auth_required:
-        check_client_key(settings, bearer_or_api_key(head))
+        caller[0] = check_client_key(settings, bearer_or_api_key(head))
     body = await read_json(receive, head, settings.max_body_bytes)
     messages, tools = dialect.count_request(body)
     snapshot = state.holder.current

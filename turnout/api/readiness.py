@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from turnout.api.deps import State
+from turnout.pool.refresh import RefreshBackoff
 
 router = APIRouter()
 
@@ -33,9 +34,29 @@ async def readyz(state: State) -> JSONResponse:
         "routable_groups": len(routable),
         "empty_aliases": sorted(g.name for g in pool.groups.values() if g.kind == "alias" and not g.members),
     }
+    backoff = state.manager.backoff
+    stale = stale_reason(backoff)
+    if stale is not None:
+        body.update(stale_since=_iso(backoff.since), refresh_failures=backoff.failures)
     if not routable:
-        body.update(status="not_ready", reason="the pool has no deployments")
+        body.update(status="not_ready", reason="; ".join(filter(None, ("the pool has no deployments", stale))))
         return JSONResponse(body, status_code=503)
     if pool.degraded_reason:
         body.update(status="degraded", reason=pool.degraded_reason)
+    if stale is not None:
+        body.update(status="degraded", reason="; ".join(filter(None, (body.get("reason"), stale))))
     return JSONResponse(body)
+
+
+def stale_reason(backoff: RefreshBackoff) -> str | None:
+    """Refreshes are failing: since when, how often, the last error (the pool being served is kept)."""
+    if not backoff.failing:
+        return None
+    return (f"pool refreshes failing since {_iso(backoff.since)} ({backoff.failures} in a row, retrying with "
+            f"backoff): {backoff.error}")
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

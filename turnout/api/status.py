@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from turnout.api.deps import AppState, State
+from turnout.api.readiness import stale_reason
 from turnout.api.scrape import metrics_of
 from turnout.observability.activity import Minute
 from turnout.observability.metrics import cooling_down
@@ -123,8 +124,10 @@ def gather(state: AppState, *, version: str) -> StatusView:
         if ok and model in tier_of:
             answered[tier_of[model]] = answered.get(tier_of[model], 0) + ok
     routable = any(g.members for g in pool.groups.values())
-    condition = "not ready" if not routable else ("degraded" if pool.degraded_reason else "ready")
-    reason = pool.degraded_reason or (None if routable else "the pool has no deployments")
+    stale = stale_reason(state.manager.backoff)
+    condition = "not ready" if not routable else ("degraded" if pool.degraded_reason or stale else "ready")
+    reason = "; ".join(filter(None, (pool.degraded_reason or (None if routable else "the pool has no deployments"),
+                                     stale))) or None
     return common(state=condition, reason=reason, source=pool.source, built_at=pool.built_at,
                   aliases=tuple(aliases), tiers=tiers, answered=answered)
 

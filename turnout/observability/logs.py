@@ -22,10 +22,12 @@ FLUSH_INTERVAL_S = 0.2
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
         if message.startswith("{") and record.name == "turnout.requests":
-            return message
+            # A request line is already JSON: ts and level go in front, without re-encoding it.
+            return f'{{"ts":"{ts}","level":"{record.levelname.lower()}",{message[1:]}'
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": ts,
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": message,

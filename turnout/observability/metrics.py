@@ -424,6 +424,9 @@ class RuntimeCollector(Collector):
         if last is not None:
             yield GaugeMetricFamily("turnout_pool_last_success_timestamp_seconds",
                                     "When the last pool refresh succeeded.", value=last)
+        yield GaugeMetricFamily("turnout_pool_refresh_consecutive_failures",
+                                "Pool refreshes failed in a row (0 once one succeeds); retried with backoff.",
+                                value=status["consecutive_failures"])
         yield GaugeMetricFamily("turnout_health_gated_models",
                                 "Candidate models kept out of the pool by active health (no serving endpoint, "
                                 "low uptime).", value=len(self._manager.gated()))

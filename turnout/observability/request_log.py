@@ -19,21 +19,35 @@ log = logging.getLogger("turnout.requests")
 
 
 class RequestLog:
-    def __init__(self, *, request_id: str, requested: str, stream: bool, settings: Settings,
-                 messages: Any = None, meter: RequestMeter | None = None, api: str = "chat",
-                 notes: Mapping[str, Any] | None = None) -> None:
+    """The one line of one request: opened when the request arrives, written once (`done`), by
+    `finished` (an answer), `failed` (an error, including a request refused before routing:
+    400, 401, 405, 413, 415), whichever comes first. `key` is the client key's name, never the key."""
+
+    def __init__(self, *, request_id: str, settings: Settings, meter: RequestMeter | None = None,
+                 api: str = "chat") -> None:
         self.request_id = request_id
+        self.key: str | None = None
+        self.done = False
         self._api = api
-        self._notes = notes  # what the API surface changed on the way (hosted tools dropped, ...)
+        self._notes: Mapping[str, Any] | None = None  # what the API surface changed (hosted tools dropped, ...)
         self._meter = meter
-        if meter is not None:
-            meter.begin(requested=requested, stream=stream)
-        self._requested = requested
-        self._stream = stream
+        self._requested: str | None = None
+        self._stream = False
         self._started = time.monotonic()
         # Prompt and completion text only when the operator asked for it.
         self._log_text = settings.log_prompts
-        self._messages = messages if settings.log_prompts else None
+        self._messages: Any = None
+
+    def begin(self, *, requested: str, stream: bool, messages: Any = None,
+              notes: Mapping[str, Any] | None = None) -> None:
+        """The request parsed: what it asked for."""
+        self._requested = requested
+        self._stream = stream
+        self._notes = notes
+        if self._log_text:
+            self._messages = messages
+        if self._meter is not None:
+            self._meter.begin(requested=requested, stream=stream)
 
     def finished(self, outcome: Outcome[Any], *, status: int, usage: Any, stream_error: str | None = None,
                  completion: Any = None, stream: ResumingStream | None = None) -> Cost | None:
@@ -65,6 +79,7 @@ class RequestLog:
             messages=self._messages,
             completion=completion if self._log_text else None,
             pin=outcome.pin,
+            reason=stream_error or "ok",
         )
         return cost
 
@@ -72,17 +87,35 @@ class RequestLog:
         status = exc.status if isinstance(exc, GatewayError) else 500
         code = exc.code if isinstance(exc, GatewayError) else type(exc).__name__
         attempts = exc.attempts if isinstance(exc, AllAttemptsFailed) else ()
-        self._emit(status=status, error=code, attempts=_attempts(attempts) or None)
+        message = exc.message if isinstance(exc, GatewayError) else None
+        self._emit(status=status, reason=code, error=code, message=message[:300] if message else None,
+                   attempts=_attempts(attempts) or None)
 
     def _emit(self, **fields: Any) -> None:
-        if not log.isEnabledFor(logging.INFO):
+        if self.done:
+            return
+        self.done = True
+        level = logging.WARNING if fields["status"] >= 500 else logging.INFO
+        if not log.isEnabledFor(level):
             return
         record = {"event": "request", "request_id": self.request_id, "api": self._api, "requested": self._requested,
-                  "stream": self._stream, "latency_ms": round((time.monotonic() - self._started) * 1000, 1)}
+                  "stream": self._stream, "key": self.key,
+                  "latency_ms": round((time.monotonic() - self._started) * 1000, 1)}
         if self._notes:
             record.update(self._notes)
         record.update({k: v for k, v in fields.items() if v is not None})
-        log.info(dumps(record).decode())
+        log.log(level, dumps(record).decode())
+
+
+def log_route(*, method: str, path: str, status: int, request_id: str | None, latency_s: float,
+              reason: str | None, key: str | None) -> None:
+    """The line of a request served by a FastAPI route (models, admin, status, ...)."""
+    level = logging.WARNING if status >= 500 else logging.INFO
+    if log.isEnabledFor(level):
+        record = {"event": "request", "request_id": request_id, "api": "http", "method": method, "path": path,
+                  "status": status, "reason": reason or ("ok" if status < 400 else f"http_{status}"), "key": key,
+                  "latency_ms": round(latency_s * 1000, 1)}
+        log.log(level, dumps({k: v for k, v in record.items() if v is not None}).decode())
 
 
 def _attempts(attempts: Iterable[AttemptRecord]) -> list[dict[str, Any]]:

@@ -3,19 +3,22 @@
 Catalogue (hourly by default) and health (every few minutes) are re-read with jitter; each
 cycle builds a new Pool (`turnout.pool.pipeline`), fills a new Router in paced slices, and publishes it with one
 assignment. The last good catalogue, health and pool are persisted atomically so a start
-with OpenRouter unreachable still serves. A failed refresh keeps the current pool.
+with OpenRouter unreachable still serves. A failed refresh keeps the current pool and is
+retried with exponential backoff (`RefreshBackoff`); the log says once that refreshes fail
+and once that they recovered, not at every try.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import json
 import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,39 @@ class RefreshObserver:
         return None
 
 
+class RefreshBackoff:
+    """When to retry after failed refreshes: `min_s`, doubling per consecutive failure, capped at
+    `max_s`, each delay jittered into its upper half (retries of several replicas spread out)."""
+
+    def __init__(self, *, min_s: float, max_s: float, rand: Callable[[], float] = random.random) -> None:
+        self._min_s = min_s
+        self._max_s = max(min_s, max_s)
+        self._rand = rand
+        self.failures = 0
+        self.since: float | None = None  # when the first failure of this run happened
+        self.retry_at: float | None = None
+        self.error: str | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self.failures > 0
+
+    def failed(self, now: float, error: str) -> float:
+        """Count one failure; returns the delay before the next try."""
+        self.failures += 1
+        if self.since is None:
+            self.since = now
+        self.error = error
+        ceiling = min(self._max_s, self._min_s * 2 ** min(self.failures - 1, 60))
+        delay: float = ceiling * (0.5 + 0.5 * self._rand())
+        self.retry_at = now + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.since = self.retry_at = self.error = None
+
+
 class PoolManager:
     def __init__(
         self,
@@ -57,8 +93,13 @@ class PoolManager:
         budget: FreeTierBudget,
         observer: RefreshObserver | None = None,
         busy: Callable[[], bool] = lambda: True,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self.backoff = RefreshBackoff(min_s=settings.pool.refresh_retry_min_s, max_s=settings.pool.health_refresh_s)
         self._busy = busy  # requests in flight: rebuild work then yields most of the core
         self._observer = observer or RefreshObserver()
         self._holder = holder
@@ -83,13 +124,15 @@ class PoolManager:
 
     async def start(self) -> None:
         """Build the first pool: live, else persisted, else static deployments only."""
+        if not self._settings.pool.enabled:
+            await self._publish(self._static_only(), paced=False)
+            return
         await self._learn_free_tier()
         try:
             await self.refresh(full=True)
             return
         except Exception as exc:  # any failure here must still leave the gateway serving
             reason = f"catalogue unavailable at start ({_describe(exc)})"
-            log.warning("%s", reason)
         self._load_persisted_catalogue()
         persisted = self._load_persisted_pool()
         if persisted is not None:
@@ -103,17 +146,18 @@ class PoolManager:
     async def run(self) -> None:
         """The refresh loop; cancelled by the lifespan at shutdown."""
         pool_settings = self._settings.pool
+        if not pool_settings.enabled:
+            return  # static-only: nothing upstream to re-read
         while True:
-            now = time.time()
+            now = self._clock()
             next_catalogue = self._catalogue_at + _jittered(pool_settings.catalogue_refresh_s, pool_settings.jitter)
             next_health = self._health_at + _jittered(pool_settings.health_refresh_s, pool_settings.jitter)
-            wake = max(1.0, min(next_catalogue, next_health) - now)
-            await asyncio.sleep(wake)
-            full = time.time() >= next_catalogue or self._catalogue is None
-            try:
+            due = self.backoff.retry_at if self.backoff.retry_at is not None else min(next_catalogue, next_health)
+            await self._sleep(max(0.05, due - now))
+            full = self._clock() >= next_catalogue or self._catalogue is None
+            # A failure is counted, logged on the change of state and retried after the backoff (refresh()).
+            with contextlib.suppress(Exception):
                 await self.refresh(full=full)
-            except Exception as exc:
-                log.warning("refresh failed, keeping the current pool: %s", _describe(exc))
 
     async def _learn_free_tier(self) -> None:
         """GET /key: a free-tier account gets 50 free requests a day, one that bought credits 1,000."""
@@ -134,6 +178,10 @@ class PoolManager:
     # -- one refresh --------------------------------------------------------------------
 
     async def refresh(self, *, full: bool) -> Pool:
+        if not self._settings.pool.enabled:
+            pool = self._static_only()
+            await self._publish(pool, paced=self._holder.current is not None)
+            return pool
         async with self._lock:
             started = time.monotonic()
             kind = "catalogue" if full or self._catalogue is None else "health"
@@ -141,20 +189,39 @@ class PoolManager:
                 pool = await self._rebuild(full=full or self._catalogue is None)
             except Exception as exc:
                 self.refreshes["failed"] += 1
-                self.last_attempt = {"at": time.time(), "kind": kind, "outcome": "failed", "error": _describe(exc),
+                self.last_attempt = {"at": self._clock(), "kind": kind, "outcome": "failed", "error": _describe(exc),
                                      "duration_s": round(time.monotonic() - started, 3)}
                 self._observer.on_refresh(kind=kind, outcome="failed", duration_s=time.monotonic() - started)
+                self._failed(exc)
                 raise
             self._observer.on_refresh(kind=kind, outcome="ok", duration_s=time.monotonic() - started)
             self.refreshes["ok"] += 1
-            self.last_success_at = time.time()
+            self.last_success_at = self._clock()
+            self._recovered()
             self.last_attempt = {"at": self.last_success_at, "kind": kind, "outcome": "ok",
                                  "duration_s": round(time.monotonic() - started, 3),
                                  "deployments": len(pool.deployments)}
             return pool
 
+    def _failed(self, exc: BaseException) -> None:
+        first = not self.backoff.failing
+        delay = self.backoff.failed(self._clock(), _describe(exc))
+        if first:
+            keeping = "keeping the current pool" if self._holder.current is not None else "no pool built yet"
+            log.warning("pool refresh failed (%s): %s; retrying with backoff up to %.0f s, logged again when it "
+                        "recovers", keeping, _describe(exc), self._settings.pool.health_refresh_s)
+        else:
+            log.debug("refresh failed again (%d in a row, next try in %.1f s): %s",
+                      self.backoff.failures, delay, _describe(exc))
+
+    def _recovered(self) -> None:
+        if self.backoff.failing and self.backoff.since is not None:
+            log.info("refresh recovered after %d failed tries over %.0f s; the pool is fresh again",
+                     self.backoff.failures, self._clock() - self.backoff.since)
+        self.backoff.succeeded()
+
     async def _rebuild(self, *, full: bool) -> Pool:
-        now = time.time()
+        now = self._clock()
         settings = self._settings
         # The pure steps run in worker threads and the Router is filled on the event loop, all
         # in paced slices (turnout.pool.pacing): a rebuild under load holds the event loop for ~1 ms at
@@ -195,6 +262,10 @@ class PoolManager:
         log.info("pool published: %d deployments, %d groups, source=%s",
                  len(pool.deployments), len(pool.groups), pool.source)
 
+    def _static_only(self) -> Pool:
+        deployments, groups = static_groups(self._settings)
+        return make_pool(deployments=deployments, groups=groups, source="static")
+
     # -- persistence --------------------------------------------------------------------
 
     def _persist(self, name: str, data: Any, pause: Callable[[], None] = no_pause) -> None:
@@ -220,12 +291,18 @@ class PoolManager:
     def _load_persisted_pool(self) -> Pool | None:
         path: Path = self._dir / "pool.json"
         try:
-            return Pool.from_json(json.loads(path.read_text()), source="persisted")
+            pool = Pool.from_json(json.loads(path.read_text()), source="persisted")
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("persisted pool unreadable: %s", exc)
             return None
+        elsewhere = {d.api_base for d in pool.deployments.values() if d.provider == "openrouter"} - {self._base_url}
+        if elsewhere:  # e.g. a sandbox's pool (a loopback port long gone) persisted before the two were kept apart
+            log.warning("persisted pool in %s was built for another OpenRouter address (%s); not served",
+                        path, ", ".join(sorted(str(a) for a in elsewhere)))
+            return None
+        return pool
 
     def gated(self) -> dict[str, str]:
         """Models the last health cycle kept out of the pool, with the reason."""
@@ -237,6 +314,9 @@ class PoolManager:
             "last_attempt": self.last_attempt,
             "last_success_at": self.last_success_at,
             "refreshes": dict(self.refreshes),
+            "consecutive_failures": self.backoff.failures,
+            "failing_since": self.backoff.since,
+            "next_retry_at": self.backoff.retry_at,
             "catalogue_models": len(self._catalogue.models) if self._catalogue else 0,
             "key": dict(self.key_info),
         }

@@ -100,7 +100,7 @@ def build_pool(
     return make_pool(
         deployments=[*(_deployment(c.model, settings=settings) for c in ordered), *static_deps],
         groups=[*alias_groups, *static_grps, *model_groups],
-        source="live",
+        source="sandbox" if settings.use_sandbox else "live",
         built_at=now,
     )
 

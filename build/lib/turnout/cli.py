@@ -1,0 +1,70 @@
+"""`turnout` command line: serve (default), pool, sandbox.
+
+Imports stay lazy so `turnout --help` answers without loading LiteLLM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="turnout", description="A self-healing OpenAI-compatible gateway.")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the gateway (default)")
+    pool = sub.add_parser("pool", help="print the pool the current catalogue gives")
+    pool.add_argument("--format", choices=["table", "json", "litellm"], default="table")
+    pool.add_argument("--catalogue", help="read the catalogue from this JSON file instead of OpenRouter")
+    pool.add_argument("--no-health", action="store_true", help="skip the /endpoints health reads")
+    sandbox = sub.add_parser("sandbox", help="run the sandbox OpenRouter on its own")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8090)
+    args = parser.parse_args(argv)
+
+    if args.command == "sandbox":
+        from turnout.sandbox.__main__ import main as sandbox_main
+
+        return int(sandbox_main(["--host", args.host, "--port", str(args.port)]) or 0)
+
+    from turnout.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"turnout: {exc}", file=sys.stderr)
+        return 2
+    from turnout.observability.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    if args.command == "pool":
+        from turnout.pool.report import print_pool
+
+        return print_pool(settings, fmt=args.format, catalogue_file=args.catalogue, health=not args.no_health)
+    return serve(settings)
+
+
+def serve(settings: Any) -> int:
+    import uvicorn
+
+    from turnout.main import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s) or None,
+        timeout_keep_alive=30,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

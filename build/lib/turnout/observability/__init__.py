@@ -1,0 +1,1 @@
+"""Metrics, usage and cost, recent activity, request logs and the status page."""

@@ -1,0 +1,90 @@
+"""One structured log line per request: who asked for what, what answered, what it cost."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from turnout.config import Settings
+from turnout.encoding import dumps
+from turnout.errors import AllAttemptsFailed, AttemptRecord, GatewayError
+from turnout.observability.metrics import RequestMeter
+from turnout.observability.usage import Cost, usage_cost, usage_tokens
+from turnout.routing.continuation import ResumingStream
+from turnout.routing.engine import Outcome
+
+log = logging.getLogger("turnout.requests")
+
+
+class RequestLog:
+    def __init__(self, *, request_id: str, requested: str, stream: bool, settings: Settings,
+                 messages: Any = None, meter: RequestMeter | None = None, api: str = "chat",
+                 notes: Mapping[str, Any] | None = None) -> None:
+        self.request_id = request_id
+        self._api = api
+        self._notes = notes  # what the API surface changed on the way (hosted tools dropped, ...)
+        self._meter = meter
+        if meter is not None:
+            meter.begin(requested=requested, stream=stream)
+        self._requested = requested
+        self._stream = stream
+        self._started = time.monotonic()
+        # Prompt and completion text only when the operator asked for it.
+        self._log_text = settings.log_prompts
+        self._messages = messages if settings.log_prompts else None
+
+    def finished(self, outcome: Outcome[Any], *, status: int, usage: Any, stream_error: str | None = None,
+                 completion: Any = None, stream: ResumingStream | None = None) -> Cost | None:
+        """Meter and log the answer; returns its cost (None when the usage does not tell).
+
+        A stream continued by other deployments logs every leg (model, how it joined, the
+        characters it delivered); `model` is the first leg's, as in the headers."""
+        usage = usage if isinstance(usage, dict) else {}
+        cost = usage_cost(usage, outcome.deployment)
+        if self._meter is not None:
+            self._meter.finished(outcome, usage=usage, cost=cost)
+        prompt, completion_tokens, reasoning = usage_tokens(usage)
+        self._emit(
+            status=status,
+            group=outcome.group,
+            model=outcome.deployment.model,
+            deployment=outcome.deployment.id,
+            tier=outcome.deployment.tier,
+            fallback=outcome.fallback,
+            attempts=_attempts(outcome.attempts),
+            prompt_tokens=prompt if usage else None,
+            completion_tokens=completion_tokens if usage else None,
+            reasoning_tokens=reasoning or None,
+            cost_usd=None if cost is None else round(cost.usd, 10),
+            cost_source=None if cost is None else cost.source,
+            stream_error=stream_error,
+            legs=[leg.as_json() for leg in stream.legs] if stream is not None and len(stream.legs) > 1 else None,
+            unterminated=stream.unterminated if stream is not None else None,
+            messages=self._messages,
+            completion=completion if self._log_text else None,
+            pin=outcome.pin,
+        )
+        return cost
+
+    def failed(self, exc: BaseException) -> None:
+        status = exc.status if isinstance(exc, GatewayError) else 500
+        code = exc.code if isinstance(exc, GatewayError) else type(exc).__name__
+        attempts = exc.attempts if isinstance(exc, AllAttemptsFailed) else ()
+        self._emit(status=status, error=code, attempts=_attempts(attempts) or None)
+
+    def _emit(self, **fields: Any) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
+        record = {"event": "request", "request_id": self.request_id, "api": self._api, "requested": self._requested,
+                  "stream": self._stream, "latency_ms": round((time.monotonic() - self._started) * 1000, 1)}
+        if self._notes:
+            record.update(self._notes)
+        record.update({k: v for k, v in fields.items() if v is not None})
+        log.info(dumps(record).decode())
+
+
+def _attempts(attempts: Iterable[AttemptRecord]) -> list[dict[str, Any]]:
+    return [{"model": a.model, "outcome": a.outcome, "status": a.status, "latency_ms": round(a.latency_s * 1000, 1)}
+            for a in attempts]

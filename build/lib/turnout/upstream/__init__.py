@@ -1,0 +1,1 @@
+"""How bytes reach a provider (the OpenAI wire, LiteLLM translation) and how its failures are classified."""
