@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from tests.shared.conftest import RedisProcess
 
@@ -20,7 +21,7 @@ async def test_a_real_redis_answers_and_stops(redis_server: RedisProcess) -> Non
     redis_server.stop()
     client = aioredis.Redis.from_url(redis_server.url, socket_connect_timeout=0.5)
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(redis.exceptions.ConnectionError):
             await client.ping()
     finally:
         await client.aclose()
