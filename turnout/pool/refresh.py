@@ -9,13 +9,14 @@ with OpenRouter unreachable still serves. A failed refresh keeps the current poo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import json
 import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,16 @@ class PoolManager:
         budget: FreeTierBudget,
         observer: RefreshObserver | None = None,
         busy: Callable[[], bool] = lambda: True,
+        after_key: Callable[[], Awaitable[None]] | None = None,
+        may_refresh: Callable[[], bool] = lambda: True,
+        on_published: Callable[[Pool], Awaitable[None]] | None = None,
     ) -> None:
+        # Shared state: only the leader refreshes (`may_refresh`) and publishes to the others
+        # (`on_published`); the others `adopt` what it published.
+        self._may_refresh = may_refresh
+        self._on_published = on_published
+        self._wakeup = asyncio.Event()
+        self._after_key = after_key  # shared state: push what /key said to the other replicas
         self._settings = settings
         self._busy = busy  # requests in flight: rebuild work then yields most of the core
         self._observer = observer or RefreshObserver()
@@ -108,28 +118,73 @@ class PoolManager:
             next_catalogue = self._catalogue_at + _jittered(pool_settings.catalogue_refresh_s, pool_settings.jitter)
             next_health = self._health_at + _jittered(pool_settings.health_refresh_s, pool_settings.jitter)
             wake = max(1.0, min(next_catalogue, next_health) - now)
-            await asyncio.sleep(wake)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=wake)
+            self._wakeup.clear()
+            if not self._may_refresh():
+                continue
             full = time.time() >= next_catalogue or self._catalogue is None
             try:
                 await self.refresh(full=full)
             except Exception as exc:
                 log.warning("refresh failed, keeping the current pool: %s", _describe(exc))
 
+    def set_leader(self, *, may_refresh: Callable[[], bool], on_published: Callable[[Pool], Awaitable[None]]) -> None:
+        self._may_refresh = may_refresh
+        self._on_published = on_published
+
+    def current_pool(self) -> Pool | None:
+        current = self._holder.current
+        return current.pool if current is not None else None
+
+    def take_over(self) -> None:
+        """This replica now leads the refresh: refresh at once (its pool was adopted, not built)."""
+        self._health_at = 0.0
+        self._wakeup.set()
+
+    async def adopt(self, pool: Pool) -> None:
+        """A pool another replica built: published here with the same paced, atomic swap."""
+        await self._publish(pool, paced=self._holder.current is not None)
+        self._health_at = time.time()
+        self.last_success_at = self._health_at
+        await asyncio.to_thread(self._persist, "pool.json", pool)
+
     async def _learn_free_tier(self) -> None:
-        """GET /key: a free-tier account gets 50 free requests a day, one that bought credits 1,000."""
-        if self._settings.pool.free_tier.requests_per_day is not None:
-            return
+        """GET /key: the account's daily free-request counter (`free_model_daily_requests`), else a guess.
+
+        The counter gives today's limit and what the account already spent (by every client of
+        the key, not only this gateway); without it, `is_free_tier` suggests 50 a day for an
+        account that never bought credits and 1,000 for one that did."""
         try:
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
             resp = await self._http.get(f"{self._base_url}/key", headers=headers,
                                         timeout=self._settings.pool.health.timeout_s)
             data = resp.json().get("data") if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
             log.warning("could not read the key's limits: %s", _describe(exc))
             return
-        if isinstance(data, dict) and isinstance(data.get("is_free_tier"), bool):
-            self._budget.learn_limits(per_day=50 if data["is_free_tier"] else 1000)
-            self.key_info = {"is_free_tier": data["is_free_tier"], "free_requests_per_day": 50 if data["is_free_tier"] else 1000}
+        if not isinstance(data, dict):
+            return
+        configured = self._settings.pool.free_tier.requests_per_day
+        daily = data.get("free_model_daily_requests")
+        limit = daily.get("limit") if isinstance(daily, dict) else None
+        if isinstance(daily, dict) and isinstance(limit, int):
+            remaining, used = daily.get("remaining"), daily.get("used")
+            spent = used if isinstance(used, int) else (limit - remaining if isinstance(remaining, int) else 0)
+            if configured is None:
+                self._budget.learn_limits(per_day=limit)
+            self._budget.seed_day(max(0, spent))
+            self.key_info = {"free_requests_per_day": configured or limit, "free_requests_used_today": spent,
+                             "from": "free_model_daily_requests"}
+        elif isinstance(data.get("is_free_tier"), bool) and configured is None:
+            guess = 50 if data["is_free_tier"] else 1000
+            self._budget.learn_limits(per_day=guess)
+            self.key_info = {"is_free_tier": data["is_free_tier"], "free_requests_per_day": guess,
+                             "from": "is_free_tier"}
+        else:
+            return
+        if self._after_key is not None:
+            await self._after_key()
 
     # -- one refresh --------------------------------------------------------------------
 
@@ -154,6 +209,8 @@ class PoolManager:
             return pool
 
     async def _rebuild(self, *, full: bool) -> Pool:
+        if self._holder.current is not None:  # the start read it already
+            await self._learn_free_tier()
         now = time.time()
         settings = self._settings
         # The pure steps run in worker threads and the Router is filled on the event loop, all
@@ -181,6 +238,8 @@ class PoolManager:
         self._health_at = now
         pool = assembled.pool
         await self._publish(pool, paced=paced)
+        if self._on_published is not None:
+            await self._on_published(pool)
         await asyncio.to_thread(self._persist, "pool.json", pool, pause)
         await asyncio.to_thread(_return_free_memory)
         return pool

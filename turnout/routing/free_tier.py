@@ -32,6 +32,7 @@ class FreeTierBudget:
         self._day_count = 0
         self._day = self._day_of(clock())
         self.exhausted_until: float | None = None
+        self._held_until = 0.0  # the shared budget refused: no free attempt before then
 
     def learn_limits(self, *, per_day: int | None = None, per_minute: int | None = None) -> None:
         if per_day is not None:
@@ -98,7 +99,7 @@ class FreeTierBudget:
     def available(self, now: float | None = None) -> bool:
         now = self._clock() if now is None else now
         self._roll(now)
-        if self.exhausted_until is not None:
+        if self.exhausted_until is not None or now < self._held_until:
             return False
         if self._per_minute and len(self._recent) >= max(1, self._per_minute - self._headroom):
             return False
@@ -110,6 +111,10 @@ class FreeTierBudget:
         self._recent.append(now)
         self._day_count += 1
 
+    def hold(self, until: float) -> None:
+        """The account-wide budget is full until `until` (what the shared state answered)."""
+        self._held_until = max(self._held_until, until)
+
     def exhaust(self, until: float) -> None:
         self.exhausted_until = max(until, self.exhausted_until or 0.0)
 
@@ -120,6 +125,8 @@ class FreeTierBudget:
             return 0.0
         if self.exhausted_until is not None:
             return self.exhausted_until - now
+        if now < self._held_until:
+            return self._held_until - now
         if self._per_day is not None and self._day_count >= max(0, self._per_day - self._headroom):
             return (self._day + 1) * 86400 - now
         return max(0.0, self._recent[0] + 60.0 - now) if self._recent else 1.0
