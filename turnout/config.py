@@ -223,6 +223,36 @@ class SessionSettings(_Section):
     max_entries: int = Field(100_000, ge=1)
 
 
+class SharedStateSettings(_Section):
+    """State several replicas share through Redis (see README "Running several replicas").
+
+    No `redis_url` and no `host`: every process keeps its own state (the default)."""
+
+    redis_url: SecretStr | None = None  # redis:// or rediss:// (TLS); may carry the password
+    host: str | None = None
+    port: int = Field(6379, ge=1, le=65535)
+    db: int = Field(0, ge=0)
+    password: SecretStr | None = None
+    tls: bool = False
+    key_prefix: str = Field("turnout:", min_length=1)
+    op_timeout_s: float = Field(0.05, gt=0, le=5)
+    lock_ttl_s: float = Field(10.0, ge=1)
+    sync_s: float = Field(0.5, gt=0, le=10)
+    reconnect_max_s: float = Field(5.0, gt=0)
+    accept_per_process_state: bool = False
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// (TLS) or unix://")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.redis_url is not None or self.host is not None
+
+
 def _is_loopback(host: str) -> bool:
     if host in {"localhost", "ip6-localhost"}:
         return True
@@ -272,6 +302,8 @@ class Settings(BaseSettings):
     deployments: list[StaticDeployment] = Field(default_factory=list)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
+    shared_state: SharedStateSettings = Field(default_factory=SharedStateSettings)
+    workers: int = Field(1, ge=1, le=64)
 
     @field_validator("api_keys", "allowed_hosts", mode="before")
     @classmethod
@@ -303,6 +335,13 @@ class Settings(BaseSettings):
             for target in [source, *targets]:
                 if target not in names:
                     raise ValueError(f"fallbacks.{source}: {target!r} is not an alias or deployment name")
+        if self.workers > 1 and not self.shared_state.enabled and not self.shared_state.accept_per_process_state:
+            raise ValueError(
+                f"workers: {self.workers} processes without shared_state.redis_url would each keep their own "
+                "free-tier budget, cooldowns, rpm/tpm counts and pins (N processes would spend N times the "
+                "account's free quota); set shared_state.redis_url, or shared_state.accept_per_process_state: "
+                "true to run them apart on purpose"
+            )
         clash = set(self.aliases) & {d.name for d in self.deployments}
         if clash:
             raise ValueError(f"deployments: names {sorted(clash)} clash with alias names")

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -33,12 +34,17 @@ from turnout.observability.metrics import Metrics, MetricsObserver, RefreshMetri
 from turnout.observability.redaction import LogRedaction, Redactor
 from turnout.pool.provider_health import PassiveStats
 from turnout.pool.refresh import PoolManager
+from turnout.routing.admission import LocalAdmission
 from turnout.routing.engine import Engine
 from turnout.routing.feedback import PassiveFeedback
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.snapshot import SnapshotHolder, load_router_library
-from turnout.routing.sticky import InProcessPins, StickySessions
+from turnout.routing.sticky import InProcessPins, PinStore, StickySessions
+from turnout.shared.files import BudgetFile
 from turnout.upstream.openai_wire import OpenAIWire
+
+if TYPE_CHECKING:
+    from turnout.shared.state import SharedState
 
 log = logging.getLogger("turnout")
 SANDBOX_NOTICE = "no OPENROUTER_API_KEY: serving the sandbox catalogue with simulated answers"
@@ -95,20 +101,31 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         holder = SnapshotHolder()
         stack.callback(holder.close)
         budget = FreeTierBudget(settings.pool.free_tier)
-        passive = PassiveStats()
+        budget_file = BudgetFile(settings.data_dir, budget)
+        budget_file.load()  # a restart remembers what the account spent today
+        stack.callback(budget_file.save)
+        local = LocalAdmission(budget)
+        shared = await _shared_state(settings, holder=holder, local=local, stack=stack)
+        passive = shared.passive if shared is not None else PassiveStats()
         metrics = Metrics(version=app.version)
         api_key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
         manager = PoolManager(settings=settings, holder=holder, http=http, base_url=settings.openrouter_base_url,
                               api_key=api_key or ("sandbox" if settings.use_sandbox else None), passive=passive,
-                              budget=budget, observer=RefreshMetrics(metrics), busy=lambda: metrics.active > 0)
-        sessions = StickySessions(settings=settings, store=InProcessPins(max_entries=settings.sessions.max_entries),
-                                  on_result=metrics.pinned)
+                              budget=budget, observer=RefreshMetrics(metrics), busy=lambda: metrics.active > 0,
+                              after_key=shared.push_budget if shared is not None else None)
+        leader = shared.lead(manager) if shared is not None else None
+        if leader is not None:
+            manager.set_leader(may_refresh=leader.may_refresh, on_published=leader.published)
+        pins: PinStore = shared.pins if shared is not None else InProcessPins(max_entries=settings.sessions.max_entries)
+        sessions = StickySessions(settings=settings, store=pins, on_result=metrics.pinned)
         engine = Engine(settings=settings, wire=OpenAIWire(session, connect_s=settings.timeouts.connect_s),
                         budget=budget, holder=holder, observer=PassiveFeedback(passive, then=MetricsObserver(metrics)),
-                        sessions=sessions)
-        metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine)
+                        sessions=sessions, admission=shared.admission if shared is not None else local,
+                        on_bench=shared.cooldowns.benched if shared is not None else None)
+        metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine,
+                      shared=shared.status if shared is not None else None)
         app.state.turnout = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
-                                        manager=manager, extras={"metrics": metrics}, redactor=redactor)
+                                        manager=manager, extras={"metrics": metrics, "shared": shared}, redactor=redactor)
         if await asyncio.to_thread(load_router_library):
             # LiteLLM's import leaves ~300k objects that live as long as the process. Frozen, the
             # cyclic GC never scans them again: a full collection takes ~8 ms instead of ~130 ms
@@ -116,9 +133,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             gc.collect()
             gc.freeze()
             stack.callback(gc.unfreeze)
-        await manager.start()
+        if leader is not None:
+            await leader.start()
+        else:
+            await manager.start()
         tasks = [asyncio.create_task(manager.run(), name="turnout-refresh"),
+                 asyncio.create_task(budget_file.run(), name="turnout-budget-file"),
                  asyncio.create_task(_flush_logs_every(FLUSH_INTERVAL_S), name="turnout-log-flush")]
+        if shared is not None:
+            tasks.append(asyncio.create_task(shared.run(), name="turnout-shared-sync"))
         try:
             yield
         finally:
@@ -128,6 +151,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             flush_logs()
+
+
+async def _shared_state(settings: Settings, *, holder: SnapshotHolder, local: LocalAdmission,
+                        stack: contextlib.AsyncExitStack) -> SharedState | None:
+    """Redis-backed state when `shared_state` names a server; None keeps everything in process."""
+    if not settings.shared_state.enabled:
+        return None
+    from turnout.shared.state import SharedState
+
+    shared = SharedState(settings, holder=holder, local=local)
+    await shared.start()
+    stack.push_async_callback(shared.close)
+    return shared
 
 
 async def _flush_logs_every(seconds: float) -> None:

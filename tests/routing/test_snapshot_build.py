@@ -52,7 +52,8 @@ def test_a_paced_build_equals_a_build_in_one_go() -> None:
     paced = asyncio.run(build_snapshot_paced(pool, settings, pause=Pacer()))
     assert len(whole.router.registry().all()) > 50
     assert router_view(paced) == router_view(whole)
-    assert paced.picker.delegates("local") and not paced.picker.delegates("auto")
+    # rpm: 60 on `local` is enforced by the engine (routing.limits), so its group stays on the lean pick
+    assert not paced.picker.delegates("local") and not paced.picker.delegates("auto")
 
 
 def test_a_paced_build_lets_other_tasks_run_between_slices() -> None:

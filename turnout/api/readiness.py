@@ -41,10 +41,18 @@ async def readyz(state: State) -> JSONResponse:
     if not routable:
         body.update(status="not_ready", reason="; ".join(filter(None, ("the pool has no deployments", stale))))
         return JSONResponse(body, status_code=503)
+    shared = state.extras.get("shared")
+    if shared is not None:
+        shared_status = shared.status()
+        body["shared_state"] = {k: shared_status[k] for k in ("up", "reason", "leader", "pool_version")
+                                if k in shared_status}
     if pool.degraded_reason:
         body.update(status="degraded", reason=pool.degraded_reason)
     if stale is not None:
         body.update(status="degraded", reason="; ".join(filter(None, (body.get("reason"), stale))))
+    if shared is not None and not body["shared_state"]["up"]:
+        lost = f"shared state: {body['shared_state']['reason']}; serving from this replica's state"
+        body.update(status="degraded", reason="; ".join(filter(None, (body.get("reason"), lost))))
     return JSONResponse(body)
 
 

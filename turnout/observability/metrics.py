@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -299,10 +299,11 @@ class Metrics:
             self.overhead.observe(max(0.0, until - meter.started - meter.upstream_s))
         self.activity.request(klass, api=meter.api)
 
-    def watch(self, *, budget: FreeTierBudget, manager: PoolManager, holder: SnapshotHolder, engine: Engine) -> None:
+    def watch(self, *, budget: FreeTierBudget, manager: PoolManager, holder: SnapshotHolder, engine: Engine,
+              shared: Callable[[], Mapping[str, Any]] | None = None) -> None:
         """Register the scrape-time collector over the lifespan's live objects."""
         self.registry.register(RuntimeCollector(metrics=self, budget=budget, manager=manager, holder=holder,
-                                                engine=engine))
+                                                engine=engine, shared=shared))
 
 
 class RequestMeter:
@@ -393,7 +394,9 @@ class RuntimeCollector(Collector):
     """Values that are cheapest read when Prometheus asks: budget, catalogue, cooldowns now."""
 
     def __init__(self, *, metrics: Metrics, budget: FreeTierBudget, manager: PoolManager,
-                 holder: SnapshotHolder, engine: Engine) -> None:
+                 holder: SnapshotHolder, engine: Engine,
+                 shared: Callable[[], Mapping[str, Any]] | None = None) -> None:
+        self._shared = shared
         self._metrics = metrics
         self._engine = engine
         self._budget = budget
@@ -441,6 +444,16 @@ class RuntimeCollector(Collector):
                                 "Upstream calls open right now on the lean OpenAI-wire path (streams until closed).",
                                 value=self._engine.upstream_in_flight)
         yield self._cooling()
+        if self._shared is not None:  # only with shared_state configured
+            shared = self._shared()
+            yield GaugeMetricFamily("turnout_shared_state_up",
+                                    "1 while Redis (the state replicas share) answers; 0 while this replica "
+                                    "serves from its local state.", value=1 if shared.get("up") else 0)
+            yield GaugeMetricFamily("turnout_shared_state_leader",
+                                    "1 on the replica that leads the pool refresh.",
+                                    value=1 if shared.get("leader") else 0)
+            yield GaugeMetricFamily("turnout_shared_pool_version", "The shared pool version this replica serves.",
+                                    value=float(shared.get("pool_version") or 0))
 
     def _cooling(self) -> Metric:
         family = GaugeMetricFamily("turnout_deployment_cooling_down",

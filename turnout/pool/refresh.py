@@ -95,7 +95,16 @@ class PoolManager:
         busy: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        after_key: Callable[[], Awaitable[None]] | None = None,
+        may_refresh: Callable[[], bool] = lambda: True,
+        on_published: Callable[[Pool], Awaitable[None]] | None = None,
     ) -> None:
+        # Shared state: only the leader refreshes (`may_refresh`) and publishes to the others
+        # (`on_published`); the others `adopt` what it published.
+        self._may_refresh = may_refresh
+        self._on_published = on_published
+        self._wakeup = asyncio.Event()
+        self._after_key = after_key  # shared state: push what /key said to the other replicas
         self._settings = settings
         self._clock = clock
         self._sleep = sleep
@@ -153,27 +162,82 @@ class PoolManager:
             next_catalogue = self._catalogue_at + _jittered(pool_settings.catalogue_refresh_s, pool_settings.jitter)
             next_health = self._health_at + _jittered(pool_settings.health_refresh_s, pool_settings.jitter)
             due = self.backoff.retry_at if self.backoff.retry_at is not None else min(next_catalogue, next_health)
-            await self._sleep(max(0.05, due - now))
+            # A follower (shared state) checks at most once a second; a takeover wakes it at once.
+            await self._wait(max(0.05 if self._may_refresh() else 1.0, due - now))
+            if not self._may_refresh():
+                continue
             full = self._clock() >= next_catalogue or self._catalogue is None
             # A failure is counted, logged on the change of state and retried after the backoff (refresh()).
             with contextlib.suppress(Exception):
                 await self.refresh(full=full)
 
+    async def _wait(self, seconds: float) -> None:
+        """Sleep (the injected sleep) until `seconds` pass or `take_over` wakes the loop."""
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait((sleeper, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, woken):
+                task.cancel()
+            self._wakeup.clear()
+
+    def set_leader(self, *, may_refresh: Callable[[], bool], on_published: Callable[[Pool], Awaitable[None]]) -> None:
+        self._may_refresh = may_refresh
+        self._on_published = on_published
+
+    def current_pool(self) -> Pool | None:
+        current = self._holder.current
+        return current.pool if current is not None else None
+
+    def take_over(self) -> None:
+        """This replica now leads the refresh: refresh at once (its pool was adopted, not built)."""
+        self._health_at = 0.0
+        self._wakeup.set()
+
+    async def adopt(self, pool: Pool) -> None:
+        """A pool another replica built: published here with the same paced, atomic swap."""
+        await self._publish(pool, paced=self._holder.current is not None)
+        self._health_at = self._clock()
+        self.last_success_at = self._health_at
+        await asyncio.to_thread(self._persist, "pool.json", pool)
+
     async def _learn_free_tier(self) -> None:
-        """GET /key: a free-tier account gets 50 free requests a day, one that bought credits 1,000."""
-        if self._settings.pool.free_tier.requests_per_day is not None:
-            return
+        """GET /key: the account's daily free-request counter (`free_model_daily_requests`), else a guess.
+
+        The counter gives today's limit and what the account already spent (by every client of
+        the key, not only this gateway); without it, `is_free_tier` suggests 50 a day for an
+        account that never bought credits and 1,000 for one that did."""
         try:
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
             resp = await self._http.get(f"{self._base_url}/key", headers=headers,
                                         timeout=self._settings.pool.health.timeout_s)
             data = resp.json().get("data") if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
             log.warning("could not read the key's limits: %s", _describe(exc))
             return
-        if isinstance(data, dict) and isinstance(data.get("is_free_tier"), bool):
-            self._budget.learn_limits(per_day=50 if data["is_free_tier"] else 1000)
-            self.key_info = {"is_free_tier": data["is_free_tier"], "free_requests_per_day": 50 if data["is_free_tier"] else 1000}
+        if not isinstance(data, dict):
+            return
+        configured = self._settings.pool.free_tier.requests_per_day
+        daily = data.get("free_model_daily_requests")
+        limit = daily.get("limit") if isinstance(daily, dict) else None
+        if isinstance(daily, dict) and isinstance(limit, int):
+            remaining, used = daily.get("remaining"), daily.get("used")
+            spent = used if isinstance(used, int) else (limit - remaining if isinstance(remaining, int) else 0)
+            if configured is None:
+                self._budget.learn_limits(per_day=limit)
+            self._budget.seed_day(max(0, spent))
+            self.key_info = {"free_requests_per_day": configured or limit, "free_requests_used_today": spent,
+                             "from": "free_model_daily_requests"}
+        elif isinstance(data.get("is_free_tier"), bool) and configured is None:
+            guess = 50 if data["is_free_tier"] else 1000
+            self._budget.learn_limits(per_day=guess)
+            self.key_info = {"is_free_tier": data["is_free_tier"], "free_requests_per_day": guess,
+                             "from": "is_free_tier"}
+        else:
+            return
+        if self._after_key is not None:
+            await self._after_key()
 
     # -- one refresh --------------------------------------------------------------------
 
@@ -221,6 +285,8 @@ class PoolManager:
         self.backoff.succeeded()
 
     async def _rebuild(self, *, full: bool) -> Pool:
+        if self._holder.current is not None:  # the start read it already
+            await self._learn_free_tier()
         now = self._clock()
         settings = self._settings
         # The pure steps run in worker threads and the Router is filled on the event loop, all
@@ -248,6 +314,8 @@ class PoolManager:
         self._health_at = now
         pool = assembled.pool
         await self._publish(pool, paced=paced)
+        if self._on_published is not None:
+            await self._on_published(pool)
         await asyncio.to_thread(self._persist, "pool.json", pool, pause)
         await asyncio.to_thread(_return_free_memory)
         return pool

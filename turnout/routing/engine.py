@@ -15,6 +15,7 @@ A short Retry-After from the only deployment of a tier is waited out (`retry_wai
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from typing import Any, Generic, TypeVar
 from turnout.config import Settings
 from turnout.errors import AllAttemptsFailed, AttemptRecord, GatewayError, InvalidRequest, UpstreamFailed
 from turnout.pool.model import OPENROUTER_CREDENTIAL, Deployment
+from turnout.routing.admission import Admission, LocalAdmission
 from turnout.routing.continuation import Opened, PrefillMemory, ResumingStream
 from turnout.routing.cooldowns import CooldownPolicy
 from turnout.routing.free_tier import FreeTierBudget
@@ -85,6 +87,8 @@ class _Walk:
     # A continuation asks each deployment for its own request (prefill, or not).
     request_for: Callable[[Deployment], ChatRequest] | None = None
     pin: Pin | None = None
+    limited: dict[str, float] = field(default_factory=dict)  # at their rpm/tpm limit: seconds until not
+    free_refused: float | None = None  # the free quota refused an attempt: seconds until it may not
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -121,11 +125,15 @@ class Engine:
         holder: SnapshotHolder,
         observer: AttemptObserver | None = None,
         sessions: StickySessions | None = None,
+        admission: Admission | None = None,
+        on_bench: Callable[[list[str], float, int, str], None] | None = None,
     ) -> None:
         self._settings = settings
         self._holder = holder
         self._wire = wire
-        self._budget = budget
+        self._admission: Admission = admission or LocalAdmission(budget)
+        self._budget = self._admission.budget
+        self._on_bench = on_bench  # shared state: tell the other replicas (ids, seconds, status, kind)
         self._cooldowns = CooldownPolicy(settings.retries)
         self._observer = observer or AttemptObserver()
         self._rng = random.Random()
@@ -258,6 +266,9 @@ class Engine:
                 dep = again or await self._pick(walk, group, order)
                 if dep is None:
                     break
+                if not await self._admit(walk, dep):
+                    again = None
+                    continue  # skipped like a cooled-down one; it is excluded from the next pick
                 tries += 1
                 if walk.attempts and again is None:
                     await self._backoff(walk, len(walk.attempts))
@@ -280,6 +291,8 @@ class Engine:
                     return None
                 self._record(dep, group, "ok", 200, time.monotonic() - started, "", walk.attempts)
                 self._cooldowns.record_success(dep.id)
+                if dep.tpm is not None:
+                    self._admission.spend_tokens(dep, _tokens_used(value, walk.request))
                 return dep, group, value
         return None
 
@@ -304,8 +317,6 @@ class Engine:
     def _start(self, walk: _Walk, dep: Deployment,
                call: Callable[[Deployment, dict[str, Any], float], Awaitable[T]]) -> Awaitable[T]:
         body = self._upstream_body(walk.request_of(dep), dep)
-        if dep.tier == "free":
-            self._budget.record()
         return call(dep, body, max(0.05, walk.remaining()))
 
     async def _wait_out(self, walk: _Walk, group: str, order: int, dep: Deployment,
@@ -340,8 +351,24 @@ class Engine:
         return None
 
     def _excluded(self, walk: _Walk) -> set[str]:
-        """Deployments this request may not use at all: unfit, or free while the free quota is spent."""
-        return walk.unfit | walk.snapshot.fitness.free if not self._budget.available() else walk.unfit
+        """Deployments this request may not use: unfit, at their rpm/tpm limit, or free while the free quota is spent."""
+        excluded = walk.unfit | walk.limited.keys() if walk.limited else walk.unfit
+        if walk.free_refused is not None or not self._budget.available():
+            return excluded | walk.snapshot.fitness.free
+        return excluded
+
+    async def _admit(self, walk: _Walk, dep: Deployment) -> bool:
+        """The free quota and the deployment's rpm/tpm let this attempt go (at most one shared-state call)."""
+        if not self._admission.needs(dep):
+            return True
+        refusal = await self._admission.admit(dep)
+        if refusal is None:
+            return True
+        if refusal.reason == "free_quota":
+            walk.free_refused = refusal.retry_after_s
+        else:
+            walk.limited[dep.id] = refusal.retry_after_s
+        return False
 
     async def _pick(self, walk: _Walk, group: str, order: int) -> Deployment | None:
         """Ask the Router for a deployment; prefer untried ones, allow a retry of a tried one."""
@@ -383,7 +410,7 @@ class Engine:
         if error.failure.walk == "client":
             raise self._final_error(walk, group)
         if error.kind == "daily_quota" and error.reset_at is not None:
-            self._budget.exhaust(error.reset_at)
+            self._admission.exhaust(error.reset_at)
         if error.failure.bench == "credential" and dep.credential is not None:
             # the same credential fails the same way for this request: do not spend attempts on it
             walk.unfit |= {d.id for d in walk.snapshot.pool.deployments.values() if d.credential == dep.credential}
@@ -397,7 +424,10 @@ class Engine:
         targets = [dep]
         if bench.credential_wide:
             targets = [d for d in walk.snapshot.pool.deployments.values() if d.credential == dep.credential]
-        self._holder.bench([t.id for t in targets], seconds=bench.seconds, reason=error, status=error.status or 500)
+        ids = [t.id for t in targets]
+        self._holder.bench(ids, seconds=bench.seconds, reason=error, status=error.status or 500)
+        if self._on_bench is not None:
+            self._on_bench(ids, bench.seconds, error.status or 500, error.kind)
         for target in targets:
             self._observer.on_cooldown(target, bench.seconds, error.kind)
 
@@ -454,10 +484,19 @@ class Engine:
         if not members:
             return UpstreamFailed(f"'{start_group}' has no deployments right now.", status=503, code="no_deployments")
         cooling = self._min_cooldown(walk, start_group)
-        if not self._budget.available() and all(
+        limited = [walk.limited[m.deployment_id] for m in members if m.deployment_id in walk.limited]
+        free_out = walk.free_refused is not None or not self._budget.available()
+        if limited and all(m.deployment_id in walk.limited or m.deployment_id in walk.unfit or (
+                free_out and m.deployment_id in walk.snapshot.fitness.free) for m in members):
+            wait = min(limited)
+            return UpstreamFailed(
+                f"Every deployment for '{start_group}' is at its rpm/tpm limit; retry in {wait:.0f}s.",
+                status=429, code="rate_limited", headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        if free_out and all(
             walk.snapshot.pool.deployments[m.deployment_id].tier == "free" for m in members
         ):
-            wait = self._budget.retry_after()
+            wait = walk.free_refused or self._budget.retry_after()
             return UpstreamFailed(
                 f"The account-wide free-model quota is spent; '{start_group}' has only free models. "
                 f"Retry in {wait:.0f}s or use a group with paid models.",
@@ -532,6 +571,13 @@ def cap_output(body: dict[str, Any], cap: int) -> None:
             body[field_name] = {**section, budget: min(section[budget], per_choice)}
 
 
+def _tokens_used(value: Any, request: ChatRequest) -> int:
+    """Tokens an answer spent, for tpm limits: its usage when it reports one, else the prompt's estimate."""
+    usage = value.get("usage") if isinstance(value, dict) else None
+    total = usage.get("total_tokens") if isinstance(usage, dict) else None
+    return int(total) if isinstance(total, int) else request.prompt_tokens_estimate
+
+
 def _filtered(value: Any) -> bool:
     """A non-stream answer whose first choice ended in `content_filter`."""
     if not isinstance(value, dict):
@@ -561,10 +607,13 @@ class _HedgeEvents:
 
     async def start_next(self) -> HedgedCall[Any] | None:
         walk = self._walk
-        found = await self._engine._next_candidate(walk, self._group, self._order, {self._current.id})
-        if found is None:
-            return None
-        dep, group = found
+        while True:
+            found = await self._engine._next_candidate(walk, self._group, self._order, {self._current.id})
+            if found is None:
+                return None
+            dep, group = found
+            if await self._engine._admit(walk, dep):
+                break
         walk.tried.add(dep.id)
         task = asyncio.ensure_future(self._engine._start(walk, dep, self._call))
         return HedgedCall(deployment=dep, group=group, started=time.monotonic(), task=task)

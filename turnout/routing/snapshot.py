@@ -231,11 +231,10 @@ class _RouterPlan:
                 dep = pool.deployments[member.deployment_id]
                 eid = entry_id(dep.id, group.name)
                 entries.setdefault(dep.id, []).append(eid)
+                # No rpm/tpm here: the engine enforces them (turnout.routing.admission), across
+                # replicas when state is shared; the Router's own accounting is per process and
+                # did not refuse (rpm: 1 was granted 20 picks of 20).
                 params: dict[str, Any] = {"model": dep.litellm_model, "weight": member.weight, "order": member.order}
-                if dep.rpm:
-                    params["rpm"] = dep.rpm
-                if dep.tpm:
-                    params["tpm"] = dep.tpm
                 model_list.append({"model_name": group.name, "litellm_params": params,
                                    "model_info": {"id": eid, "deployment": dep.id}})
             orders[group.name] = tuple(sorted({m.order for m in group.members}))

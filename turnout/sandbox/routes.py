@@ -134,6 +134,7 @@ async def key_info(request: web.Request) -> web.StreamResponse:
     except BadRequest as exc:
         return error_response(exc.code, exc.message)
     spent = server.spent
+    free = server.free_tier.status()
     data = {
         "label": "sandbox",
         "limit": None,
@@ -149,7 +150,10 @@ async def key_info(request: web.Request) -> web.StreamResponse:
         "is_provisioning_key": False,
         "rate_limit": {"requests": 20, "interval": "10s"},
         "expires_at": None,
-        "sandbox_free_tier": server.free_tier.status(),
+        "sandbox_free_tier": free,
+        # OpenRouter's account-wide daily counter of free-model requests (UTC day).
+        "free_model_daily_requests": {"limit": free["per_day"], "remaining": free["remaining_today"],
+                                      "used": free["used_today"]},
     }
     return json_response({"data": data})
 
