@@ -176,11 +176,13 @@ class PoolManager:
         sleeper = asyncio.ensure_future(self._sleep(seconds))
         woken = asyncio.ensure_future(self._wakeup.wait())
         try:
-            await asyncio.wait((sleeper, woken), return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait((sleeper, woken), return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in (sleeper, woken):
                 task.cancel()
             self._wakeup.clear()
+        if sleeper in done:
+            sleeper.result()  # what the sleep raised ends the loop here too
 
     def set_leader(self, *, may_refresh: Callable[[], bool], on_published: Callable[[Pool], Awaitable[None]]) -> None:
         self._may_refresh = may_refresh
