@@ -31,6 +31,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+MIN_KEY_CHARS = 8  # gateway and admin keys; shorter ones could not be masked in text without masking words
+# Secret variables that, when present but empty, mean a secret failed to mount: refused at start.
+SECRET_VARIABLES = ("OPENROUTER_API_KEY", "TURNOUT_API_KEYS", "TURNOUT_ADMIN_KEY")
 Tier = Literal["free", "paid"]
 PriceField = Literal["prompt", "completion", "request", "image"]  # OpenRouter's provider.max_price keys
 DEFAULT_OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
@@ -275,6 +278,15 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("api_keys", "admin_key")
+    @classmethod
+    def _long_enough(cls, value: Any) -> Any:
+        keys = value if isinstance(value, list) else [value] if value is not None else []
+        for key in keys:
+            if len(key.get_secret_value()) < MIN_KEY_CHARS:
+                raise ValueError(f"a key must have at least {MIN_KEY_CHARS} characters (use 32 random ones)")
+        return value
+
     @field_validator("openrouter_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -288,6 +300,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"host: refusing to listen on non-loopback address {self.host!r} without any API key; "
                 "set TURNOUT_API_KEYS (or auth_disabled: true to run open on purpose)"
+            )
+        if self.openrouter_api_key is not None and not self.openrouter_api_key.get_secret_value().strip():
+            raise ValueError("openrouter_api_key: is empty; set the key, or leave it unset for the sandbox")
+        if self.sandbox == "auto" and self.openrouter_api_key is None and not _is_loopback(self.host):
+            raise ValueError(
+                f"sandbox: refusing to serve simulated answers on non-loopback address {self.host!r} because "
+                "OPENROUTER_API_KEY is unset; set it, or sandbox: on (TURNOUT_SANDBOX=on) to serve the sandbox on purpose"
             )
         names = set(self.aliases) | {d.name for d in self.deployments}
         for alias, spec in self.aliases.items():
@@ -340,9 +359,24 @@ def load_settings(**overrides: Any) -> Settings:
     if config_path and not Path(config_path).is_file():
         raise ConfigError(f"TURNOUT_CONFIG: no such file: {config_path}")
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+    _refuse_empty_secrets(settings)
+    return settings
+
+
+def _refuse_empty_secrets(settings: Settings) -> None:
+    """A secret variable that is set but empty is a secret that failed to mount: the gateway
+    would otherwise run open, or serve the sandbox's simulated answers as if they were real."""
+    variables = [name for name in SECRET_VARIABLES if not (name == "OPENROUTER_API_KEY" and settings.sandbox == "on")]
+    variables += [d.api_key_env for d in settings.deployments if d.api_key_env]
+    for name in variables:
+        if name in os.environ and not os.environ[name].strip():
+            raise ConfigError(
+                f"{name}: is set but empty (a secret that failed to mount?); give it a value or unset it"
+                + (", or set TURNOUT_SANDBOX=on to serve the sandbox on purpose" if name == "OPENROUTER_API_KEY" else "")
+            )
 
 
 def describe_validation_error(exc: ValidationError) -> str:

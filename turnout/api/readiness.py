@@ -32,6 +32,7 @@ async def readyz(state: State) -> JSONResponse:
         "deployments": len(pool.deployments),
         "routable_groups": len(routable),
         "empty_aliases": sorted(g.name for g in pool.groups.values() if g.kind == "alias" and not g.members),
+        "sandbox": state.settings.use_sandbox,  # true: OpenRouter is the simulated sandbox
     }
     if not routable:
         body.update(status="not_ready", reason="the pool has no deployments")
