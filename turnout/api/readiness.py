@@ -35,7 +35,8 @@ async def readyz(state: State) -> JSONResponse:
         "sandbox": state.settings.use_sandbox,  # true: OpenRouter is the simulated sandbox
     }
     if not routable:
-        body.update(status="not_ready", reason="the pool has no deployments")
+        why = f": {pool.degraded_reason}" if pool.degraded_reason else ""
+        body.update(status="not_ready", reason=f"the pool has no deployments{why}")
         return JSONResponse(body, status_code=503)
     if pool.degraded_reason:
         body.update(status="degraded", reason=pool.degraded_reason)

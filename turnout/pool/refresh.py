@@ -91,13 +91,20 @@ class PoolManager:
             reason = f"catalogue unavailable at start ({_describe(exc)})"
             log.warning("%s", reason)
         self._load_persisted_catalogue()
-        persisted = self._load_persisted_pool()
+        persisted, unusable = self._load_persisted_pool()
         if persisted is not None:
             pool = _replace_source(persisted, source="persisted", degraded=f"{reason}; serving the persisted pool")
-        else:
-            deployments, groups = static_groups(self._settings)
-            pool = make_pool(deployments=deployments, groups=groups, source="static",
-                             degraded_reason=f"{reason}; serving static deployments only")
+            try:
+                await self._publish(pool, paced=False)
+                return
+            except Exception as exc:  # a pool that passed the checks but cannot be routed
+                unusable = _describe(exc)
+                log.warning("persisted pool unusable: %s", unusable)
+        if unusable:
+            reason = f"{reason}; the persisted pool is unusable ({unusable})"
+        deployments, groups = static_groups(self._settings)
+        pool = make_pool(deployments=deployments, groups=groups, source="static",
+                         degraded_reason=f"{reason}; serving static deployments only")
         await self._publish(pool, paced=False)
 
     async def run(self) -> None:
@@ -217,15 +224,19 @@ class PoolManager:
         except (OSError, ValueError) as exc:
             log.info("no usable persisted catalogue: %s", _describe(exc))
 
-    def _load_persisted_pool(self) -> Pool | None:
+    def _load_persisted_pool(self) -> tuple[Pool | None, str | None]:
+        """The persisted pool, or None and why it cannot be used (None: there is none)."""
         path: Path = self._dir / "pool.json"
         try:
-            return Pool.from_json(json.loads(path.read_text()), source="persisted")
+            return Pool.from_json(json.loads(path.read_text()), source="persisted"), None
         except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("persisted pool unreadable: %s", exc)
-            return None
+            return None, None
+        except RecursionError:
+            problem = "nested too deeply"
+        except (OSError, ValueError) as exc:  # from_json raises ValueError for every shape problem
+            problem = _describe(exc)
+        log.warning("persisted pool unusable: %s", problem)
+        return None, problem
 
     def gated(self) -> dict[str, str]:
         """Models the last health cycle kept out of the pool, with the reason."""
