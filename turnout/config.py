@@ -213,6 +213,16 @@ class StaticDeployment(_Section):
         return self
 
 
+class ServerSettings(_Section):
+    """What one connection may cost before a whole request has arrived (turnout.api.http_limits)."""
+
+    max_header_bytes: int = Field(64 * 1024, ge=1024)
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(60.0, gt=0)
+    keep_alive_s: int = Field(30, ge=1)
+    max_connections: int = Field(2048, ge=1)
+
+
 class SessionSettings(_Section):
     """Sticky sessions: a conversation's turns stay on the deployment that answered its first."""
 
@@ -270,6 +280,7 @@ class Settings(BaseSettings):
     deployments: list[StaticDeployment] = Field(default_factory=list)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @field_validator("api_keys", "allowed_hosts", mode="before")
     @classmethod
