@@ -9,6 +9,7 @@ with OpenRouter unreachable still serves. A failed refresh keeps the current poo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import json
 import logging
@@ -208,14 +209,16 @@ class PoolManager:
         """Write atomically (bytes as they are); runs in a worker thread."""
         if isinstance(data, Pool):
             data = data.to_json(pause=pause)
+        target = self._dir / name
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
-            target = self._dir / name
-            tmp = target.with_suffix(f".tmp{os.getpid()}")
             tmp.write_bytes(data if isinstance(data, bytes) else dumps(data))
             os.replace(tmp, target)
         except OSError as exc:
             log.warning("could not persist %s: %s", name, exc)
+            with contextlib.suppress(OSError):  # a failed write leaves nothing behind
+                tmp.unlink(missing_ok=True)
 
     def _load_persisted_catalogue(self) -> None:
         """Health refreshes can go on from the last good catalogue while the catalogue is down."""
