@@ -20,15 +20,24 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except TypeError:
-        return json.dumps(_finite(value), allow_nan=False).encode()
+        try:
+            return json.dumps(value, allow_nan=False).encode()
+        except ValueError:  # a NaN or an infinity somewhere: null, as orjson writes it
+            return json.dumps(_finite(value), allow_nan=False).encode()
 
 
 def _finite(value: Any) -> Any:
-    """`value` with every NaN or infinity replaced by None, as orjson writes them."""
+    """`value` with every NaN or infinity replaced by None (one frame per level of nesting)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        out = {}
+        for key, item in value.items():
+            out[key] = _finite(item)
+        return out
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        items = []
+        for item in value:
+            items.append(_finite(item))
+        return items
     return value
