@@ -37,6 +37,7 @@ class _LimitedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_bytes = 0
+        self._heads = 0  # heads completed on this connection
         self._in_head = True
         self._deadline: asyncio.TimerHandle | None = None
         self._arm(self.limits.header_timeout_s, self._head_too_slow)
@@ -46,15 +47,18 @@ class _LimitedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_head:
-            if self._deadline is None:  # the first byte of a request after a keep-alive pause
-                self._arm(self.limits.header_timeout_s, self._head_too_slow)
+        if self._in_head and self._deadline is None:  # the first byte of a request after a keep-alive pause
+            self._arm(self.limits.header_timeout_s, self._head_too_slow)
+        heads = self._heads
+        super().data_received(data)
+        # Counted after parsing, and only while no head completed in this read: a chunk that
+        # carries the end of the headers and the body is not a long head. The parser holds
+        # at most the limit plus one read.
+        if self._in_head and self._heads == heads and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(b"431 Request Header Fields Too Large",
                              f"The request line and headers exceed {self.limits.max_header_bytes} bytes.")
-                return
-        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -62,6 +66,7 @@ class _LimitedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._heads += 1
         self._head_bytes = 0
         self._arm(self.limits.body_timeout_s, self._body_too_slow)
         super().on_headers_complete()
