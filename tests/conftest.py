@@ -36,14 +36,15 @@ class LiveGateway:
     def __init__(self, settings: Settings) -> None:
         import uvicorn
 
+        from turnout.api.http_limits import uvicorn_options
         from turnout.main import create_app
 
         self.settings = settings
         self.app = create_app(settings)
         self.port = free_port()
+        # `turnout serve`'s protocol and limits (keep-alive 30 s: no idle-close race)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
-                                lifespan="on", timeout_graceful_shutdown=5,
-                                timeout_keep_alive=30)  # as `turnout serve`: no idle-close race
+                                lifespan="on", timeout_graceful_shutdown=5, **uvicorn_options(settings))
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.error: BaseException | None = None

@@ -19,11 +19,11 @@ ROOT = Path(__file__).parents[1]
 def test_env_vars_configure_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TURNOUT_PORT", "9123")
     monkeypatch.setenv("TURNOUT_HOST", "127.0.0.2")
-    monkeypatch.setenv("TURNOUT_API_KEYS", "a, b ,c")
+    monkeypatch.setenv("TURNOUT_API_KEYS", "key-aaaa, key-bbbb ,key-cccc")
     monkeypatch.setenv("OPENROUTER_BASE_URL", "http://127.0.0.1:1/api/v1/")
     settings = load_settings()
     assert (settings.port, settings.host) == (9123, "127.0.0.2")
-    assert [k.get_secret_value() for k in settings.api_keys] == ["a", "b", "c"]
+    assert [k.get_secret_value() for k in settings.api_keys] == ["key-aaaa", "key-bbbb", "key-cccc"]
     assert settings.openrouter_base_url == "http://127.0.0.1:1/api/v1"
 
 
@@ -65,9 +65,9 @@ def test_bad_config_names_the_field(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 def test_non_loopback_without_keys_is_refused() -> None:
     with pytest.raises(ConfigError, match="without any API key"):
-        load_settings(host="0.0.0.0")
-    assert load_settings(host="0.0.0.0", auth_disabled=True).host == "0.0.0.0"
-    assert load_settings(host="0.0.0.0", api_keys="k1").auth_required
+        load_settings(host="0.0.0.0", sandbox="on")
+    assert load_settings(host="0.0.0.0", auth_disabled=True, sandbox="on").host == "0.0.0.0"
+    assert load_settings(host="0.0.0.0", api_keys="key-1234", sandbox="on").auth_required
 
 
 def test_missing_config_file_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -114,11 +114,8 @@ def test_pool_command_prints_litellm_config(tmp_path: Path) -> None:
 
 
 def test_empty_env_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENROUTER_API_KEY", "")
-    monkeypatch.setenv("TURNOUT_ADMIN_KEY", "")
-    settings = load_settings()
-    assert settings.openrouter_api_key is None and settings.admin_key is None
-    assert settings.use_sandbox
+    monkeypatch.setenv("TURNOUT_LOG_LEVEL", "")
+    assert load_settings().log_level == "INFO"  # secrets set but empty are refused instead (tests/security)
 
 
 def test_nested_options_have_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,4 +126,4 @@ def test_nested_options_have_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_configured_keys_are_enforced_even_with_auth_disabled() -> None:
-    assert load_settings(host="0.0.0.0", auth_disabled=True, api_keys="k").auth_required
+    assert load_settings(host="0.0.0.0", auth_disabled=True, api_keys="key-1234", sandbox="on").auth_required

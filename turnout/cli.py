@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 def serve(settings: Any) -> int:
     import uvicorn
 
+    from turnout.api.http_limits import uvicorn_options
     from turnout.main import create_app
     from turnout.observability.logs import flush_logs
 
@@ -68,7 +69,7 @@ def serve(settings: Any) -> int:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s) or None,
-            timeout_keep_alive=30,
+            **uvicorn_options(settings),
         )
     finally:
         flush_logs()

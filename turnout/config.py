@@ -28,16 +28,23 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 
+MIN_KEY_CHARS = 8  # gateway and admin keys; shorter ones could not be masked in text without masking words
+# Secrets come from the environment only: the config file may not hold them (field -> variable).
+SECRET_FIELDS = {"api_keys": "TURNOUT_API_KEYS", "admin_key": "TURNOUT_ADMIN_KEY",
+                 "openrouter_api_key": "OPENROUTER_API_KEY"}
+# Secret variables that, when present but empty, mean a secret failed to mount: refused at start.
+SECRET_VARIABLES = ("OPENROUTER_API_KEY", "TURNOUT_API_KEYS", "TURNOUT_ADMIN_KEY")
 Tier = Literal["free", "paid"]
 PriceField = Literal["prompt", "completion", "request", "image"]  # OpenRouter's provider.max_price keys
 DEFAULT_OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Timeouts(_Section):
@@ -215,6 +222,16 @@ class StaticDeployment(_Section):
         return self
 
 
+class ServerSettings(_Section):
+    """What one connection may cost before a whole request has arrived (turnout.api.http_limits)."""
+
+    max_header_bytes: int = Field(64 * 1024, ge=1024)
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(60.0, gt=0)
+    keep_alive_s: int = Field(30, ge=1)
+    max_connections: int = Field(2048, ge=1)
+
+
 class SessionSettings(_Section):
     """Sticky sessions: a conversation's turns stay on the deployment that answered its first."""
 
@@ -272,6 +289,7 @@ class Settings(BaseSettings):
         extra="forbid",
         frozen=True,
         populate_by_name=True,
+        allow_inf_nan=False,
     )
 
     host: str = "127.0.0.1"
@@ -304,12 +322,22 @@ class Settings(BaseSettings):
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     shared_state: SharedStateSettings = Field(default_factory=SharedStateSettings)
     workers: int = Field(1, ge=1, le=64)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @field_validator("api_keys", "allowed_hosts", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_keys", "admin_key")
+    @classmethod
+    def _long_enough(cls, value: Any) -> Any:
+        keys = value if isinstance(value, list) else [value] if value is not None else []
+        for key in keys:
+            if len(key.get_secret_value()) < MIN_KEY_CHARS:
+                raise ValueError(f"a key must have at least {MIN_KEY_CHARS} characters (use 32 random ones)")
         return value
 
     @field_validator("openrouter_base_url")
@@ -325,6 +353,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"host: refusing to listen on non-loopback address {self.host!r} without any API key; "
                 "set TURNOUT_API_KEYS (or auth_disabled: true to run open on purpose)"
+            )
+        if self.openrouter_api_key is not None and not self.openrouter_api_key.get_secret_value().strip():
+            raise ValueError("openrouter_api_key: is empty; set the key, or leave it unset for the sandbox")
+        if self.sandbox == "auto" and self.openrouter_api_key is None and not _is_loopback(self.host):
+            raise ValueError(
+                f"sandbox: refusing to serve simulated answers on non-loopback address {self.host!r} because "
+                "OPENROUTER_API_KEY is unset; set it, or sandbox: on (TURNOUT_SANDBOX=on) to serve the sandbox on purpose"
             )
         names = set(self.aliases) | {d.name for d in self.deployments}
         for alias, spec in self.aliases.items():
@@ -379,19 +414,105 @@ class ConfigError(Exception):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build `Settings` from the environment and the YAML file, with readable errors."""
+    """Build `Settings` from the environment and the YAML file, with readable errors: one
+    line that names the field (and, for the file, its line), never a traceback."""
     config_path = os.environ.get("TURNOUT_CONFIG")
-    if config_path and not Path(config_path).is_file():
-        raise ConfigError(f"TURNOUT_CONFIG: no such file: {config_path}")
+    lines: dict[tuple[str, ...], int] = {}
+    if config_path:
+        if not Path(config_path).is_file():
+            raise ConfigError(f"TURNOUT_CONFIG: no such file: {config_path}")
+        lines = check_yaml_file(Path(config_path))
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
+        raise ConfigError(describe_validation_error(exc, lines=lines, file=config_path)) from None
+    except SettingsError as exc:  # a nested section's env var that is not JSON
+        raise ConfigError(_describe_settings_error(exc)) from None
+    _refuse_empty_secrets(settings)
+    return settings
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    lines = []
+def check_yaml_file(path: Path) -> dict[tuple[str, ...], int]:
+    """Refuse a file that is not YAML, not a mapping, or holds a secret; return each key's line."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"TURNOUT_CONFIG: {path}{where}: not valid YAML: {exc.problem or exc.context}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"TURNOUT_CONFIG: {path}: cannot be read: {exc}") from None
+    if node is None:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        kind = {"SequenceNode": "a list", "ScalarNode": "a single value"}.get(type(node).__name__, "not a mapping")
+        raise ConfigError(f"TURNOUT_CONFIG: {path}: the top level must be a mapping of option: value; it is {kind}")
+    lines: dict[tuple[str, ...], int] = {}
+    _key_lines(node, (), lines)
+    for key_node, value_node in node.value:
+        if key_node.value in SECRET_FIELDS and value_node.tag != "tag:yaml.org,2002:null" and \
+                getattr(value_node, "value", None) not in ("", []):
+            raise ConfigError(
+                f"{key_node.value}: {path} line {key_node.start_mark.line + 1}: secrets are read from the "
+                f"environment only ({SECRET_FIELDS[key_node.value]}), never from the config file; remove it there")
+    return lines
+
+
+def _key_lines(node: Any, path: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            here = (*path, str(key_node.value))
+            lines[here] = key_node.start_mark.line + 1
+            _key_lines(value_node, here, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            here = (*path, str(index))
+            lines[here] = item.start_mark.line + 1
+            _key_lines(item, here, lines)
+
+
+def _describe_settings_error(exc: SettingsError) -> str:
+    field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "config"
+    return (f"TURNOUT_{field.upper()}: not a JSON object; set a nested option with "
+            f"TURNOUT_{field.upper()}__<OPTION>, or the whole section as JSON")
+
+
+def _refuse_empty_secrets(settings: Settings) -> None:
+    """A secret variable that is set but empty is a secret that failed to mount: the gateway
+    would otherwise run open, or serve the sandbox's simulated answers as if they were real."""
+    variables = [name for name in SECRET_VARIABLES if not (name == "OPENROUTER_API_KEY" and settings.sandbox == "on")]
+    variables += [d.api_key_env for d in settings.deployments if d.api_key_env]
+    for name in variables:
+        if name in os.environ and not os.environ[name].strip():
+            raise ConfigError(
+                f"{name}: is set but empty (a secret that failed to mount?); give it a value or unset it"
+                + (", or set TURNOUT_SANDBOX=on to serve the sandbox on purpose" if name == "OPENROUTER_API_KEY" else "")
+            )
+
+
+def describe_validation_error(exc: ValidationError, *, lines: dict[tuple[str, ...], int] | None = None,
+                              file: str | None = None) -> str:
+    """One line: each failing field with its message, and the file's line when it was set there."""
+    found = []
     for err in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in err["loc"]) or "config"
-        lines.append(f"{field}: {err['msg']}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+        loc = tuple(str(part) for part in err["loc"])
+        field = ".".join(loc) or "config"
+        where = _line_of(loc, lines or {}) if file else None
+        found.append(f"{field}: {err['msg']}" + (f" ({file} line {where})" if where else ""))
+    return "invalid configuration: " + "; ".join(found)
+
+
+def _line_of(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | None:
+    """The file line that set `loc` (its longest prefix the file has), unless the environment set it."""
+    if not loc or any(name == f"TURNOUT_{loc[0].upper()}" or name.startswith(f"TURNOUT_{loc[0].upper()}__")
+                      for name in os.environ):
+        return None
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None

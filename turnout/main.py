@@ -56,6 +56,9 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         description="A self-healing OpenAI-compatible gateway.",
         lifespan=_lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN: not served. /openapi.json is.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.host_check = HostCheck.for_settings(settings)

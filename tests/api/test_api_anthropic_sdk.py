@@ -181,9 +181,9 @@ def test_malformed_body_method_and_sdk_errors(gateway_module: Any, client: anthr
 
 
 def test_key_by_x_api_key_or_bearer(start_gateway: Any) -> None:
-    gateway = start_gateway(api_keys="k-good")
-    with anthropic.Anthropic(base_url=gateway.url, api_key="k-good", max_retries=0) as good, \
-            anthropic.Anthropic(base_url=gateway.url, auth_token="k-good", max_retries=0) as bearer, \
+    gateway = start_gateway(api_keys="k-good-key")
+    with anthropic.Anthropic(base_url=gateway.url, api_key="k-good-key", max_retries=0) as good, \
+            anthropic.Anthropic(base_url=gateway.url, auth_token="k-good-key", max_retries=0) as bearer, \
             anthropic.Anthropic(base_url=gateway.url, api_key="k-bad", max_retries=0) as bad:
         assert good.messages.create(model="auto", max_tokens=20,
                                     messages=[{"role": "user", "content": "hi"}]).content

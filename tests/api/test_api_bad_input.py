@@ -20,14 +20,14 @@ def gateway(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     from turnout.config import Settings
 
     settings = Settings(sandbox="off", openrouter_base_url=sandbox.base_url, openrouter_api_key=OPENROUTER_TEST_KEY,
-                        data_dir=tmp_path_factory.mktemp("data"), api_keys=["key-one", "key-two"],
+                        data_dir=tmp_path_factory.mktemp("data"), api_keys=["key-one-test", "key-two-test"],
                         admin_key="admin-key", max_body_bytes=512 * 1024)
     gw = LiveGateway(settings).start()
     yield gw
     gw.stop()
 
 
-def post(gateway: Any, body: Any = None, *, raw: bytes | None = None, key: str | None = "key-one",
+def post(gateway: Any, body: Any = None, *, raw: bytes | None = None, key: str | None = "key-one-test",
          headers: dict[str, str] | None = None) -> httpx.Response:
     all_headers = {"Content-Type": "application/json", **(headers or {})}
     if key:
@@ -97,18 +97,18 @@ def test_body_over_limit_gets_413(gateway: Any) -> None:
 def test_missing_or_wrong_key_gets_401(gateway: Any) -> None:
     assert_error(post(gateway, GOOD, key=None), 401)
     assert_error(post(gateway, GOOD, key="not-a-key"), 401)
-    assert post(gateway, GOOD, key="key-two").status_code == 200
+    assert post(gateway, GOOD, key="key-two-test").status_code == 200
 
 
 def test_models_need_a_key_too(gateway: Any) -> None:
     assert httpx.get(f"{gateway.url}/v1/models").status_code == 401
-    ok = httpx.get(f"{gateway.url}/v1/models", headers={"Authorization": "Bearer key-one"})
+    ok = httpx.get(f"{gateway.url}/v1/models", headers={"Authorization": "Bearer key-one-test"})
     assert ok.status_code == 200
 
 
 def test_admin_routes_need_the_admin_key(gateway: Any) -> None:
     url = f"{gateway.url}/admin/pool"
-    assert httpx.get(url, headers={"Authorization": "Bearer key-one"}).status_code == 401
+    assert httpx.get(url, headers={"Authorization": "Bearer key-one-test"}).status_code == 401
     resp = httpx.get(url, headers={"Authorization": "Bearer admin-key"})
     assert resp.status_code == 200 and "auto" in resp.json()["groups"]
 
@@ -126,7 +126,7 @@ def test_routing_fields_are_refused(gateway: Any, field: str) -> None:
 
 def test_api_base_never_reaches_the_clients_listener(gateway: Any) -> None:
     with tcp_listener() as (port, received):
-        client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="key-one", max_retries=0)
+        client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="key-one-test", max_retries=0)
         with pytest.raises(openai.BadRequestError) as info:
             client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}],
                                            extra_body={"api_base": f"http://127.0.0.1:{port}/v1"})

@@ -98,26 +98,26 @@ def test_catalogue_outage_with_nothing_persisted_serves_static_only(start_gatewa
 
 
 def test_failed_refresh_keeps_the_current_pool(start_gateway: Callable[..., Any], sandbox: Any) -> None:
-    gw = start_gateway(admin_key="admin", pool={"health": {"enabled": False}})
+    gw = start_gateway(admin_key="admin-key", pool={"health": {"enabled": False}})
     before = gw.state.holder.current
     sandbox.server.set_plan(FaultPlan(catalogue_error=500))
-    resp = httpx.post(f"{gw.url}/admin/refresh", headers={"Authorization": "Bearer admin"}, timeout=30)
+    resp = httpx.post(f"{gw.url}/admin/refresh", headers={"Authorization": "Bearer admin-key"}, timeout=30)
     assert resp.status_code == 502 and resp.json()["error"]["code"] == "refresh_failed"
     assert gw.state.holder.current is before
     assert chat(gw).status_code == 200
 
 
 def test_unchanged_catalogue_refreshes_to_the_same_pool(start_gateway: Callable[..., Any]) -> None:
-    gw = start_gateway(admin_key="admin")
+    gw = start_gateway(admin_key="admin-key")
     before = {name: [m.deployment_id for m in g.members] for name, g in gw.state.holder.current.pool.groups.items()}
     for _ in range(2):
-        httpx.post(f"{gw.url}/admin/refresh", headers={"Authorization": "Bearer admin"}, timeout=30).raise_for_status()
+        httpx.post(f"{gw.url}/admin/refresh", headers={"Authorization": "Bearer admin-key"}, timeout=30).raise_for_status()
     after = {name: [m.deployment_id for m in g.members] for name, g in gw.state.holder.current.pool.groups.items()}
     assert after == before
 
 
 def test_models_vanishing_and_appearing_fail_no_request(start_gateway: Callable[..., Any], sandbox: Any) -> None:
-    gw = start_gateway(admin_key="admin", pool=NO_FREE_LIMIT)
+    gw = start_gateway(admin_key="admin-key", pool=NO_FREE_LIMIT)
     leaving = members(gw, "free")[0].model
     snapshot = json.loads((Path(turnout.__file__).parent / "data/openrouter/models-2026-08-19.json").read_text())["data"]
     template = next(m for m in snapshot if m["id"] == members(gw, "free")[1].model)
@@ -139,7 +139,7 @@ def test_models_vanishing_and_appearing_fail_no_request(start_gateway: Callable[
     sandbox.server.remove_model(leaving)  # gone upstream before the gateway knows
     sandbox.server.add_model(newcomer)
     time.sleep(0.5)
-    httpx.post(f"{gw.url}/admin/refresh", headers={"Authorization": "Bearer admin"}, timeout=30).raise_for_status()
+    httpx.post(f"{gw.url}/admin/refresh", headers={"Authorization": "Bearer admin-key"}, timeout=30).raise_for_status()
     time.sleep(0.5)
     stop.set()
     for worker in workers:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -168,7 +169,7 @@ async def read_json(receive: Receive, head: RequestHead, limit: int) -> Any:
         raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
     try:
         # Strict UTF-8 first: json.loads on bytes would let encoded surrogates through.
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise InvalidRequest("The request body is nested too deeply.", code="invalid_json") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -194,5 +195,12 @@ async def read_body(receive: Receive, limit: int) -> bytes:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: valid JSON, but an infinity no upstream can be sent
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
 
 

@@ -33,13 +33,15 @@ async def readyz(state: State) -> JSONResponse:
         "deployments": len(pool.deployments),
         "routable_groups": len(routable),
         "empty_aliases": sorted(g.name for g in pool.groups.values() if g.kind == "alias" and not g.members),
+        "sandbox": state.settings.use_sandbox,  # true: OpenRouter is the simulated sandbox
     }
     backoff = state.manager.backoff
     stale = stale_reason(backoff)
     if stale is not None:
         body.update(stale_since=_iso(backoff.since), refresh_failures=backoff.failures)
     if not routable:
-        body.update(status="not_ready", reason="; ".join(filter(None, ("the pool has no deployments", stale))))
+        why = f": {pool.degraded_reason}" if pool.degraded_reason else ""
+        body.update(status="not_ready", reason="; ".join(filter(None, (f"the pool has no deployments{why}", stale))))
         return JSONResponse(body, status_code=503)
     shared = state.extras.get("shared")
     if shared is not None:

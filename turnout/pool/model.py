@@ -118,28 +118,43 @@ class Pool:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], *, source: str | None = None) -> Pool:
-        deployments = {}
-        for raw in data["deployments"]:
-            caps = Capabilities(**raw.pop("capabilities", {}))
-            dep = Deployment(**raw, capabilities=caps)
-            deployments[dep.id] = dep
-        groups = {}
-        for raw in data["groups"]:
-            members = tuple(Member(**m) for m in raw.pop("members"))
-            groups[raw["name"]] = Group(
-                **{**raw, "fallbacks": tuple(raw["fallbacks"]),
-                   "context_window_fallbacks": tuple(raw["context_window_fallbacks"]),
-                   "content_policy_fallbacks": tuple(raw.get("content_policy_fallbacks", ()))},
-                members=members,
-            )
+    def from_json(cls, data: Any, *, source: str | None = None) -> Pool:
+        """The pool `to_json` wrote, every field checked against its type (the file may be
+        truncated, hand-edited or from another version); ValueError names what is wrong."""
+        from pydantic import TypeAdapter, ValidationError
+
+        if not isinstance(data, Mapping) or "deployments" not in data or "groups" not in data:
+            raise ValueError("not a pool: expected an object with 'deployments' and 'groups'")
+        def checked(name: str, kind: Any, value: Any) -> Any:
+            try:
+                return TypeAdapter(kind).validate_python(value)
+            except ValidationError as exc:
+                first = exc.errors(include_url=False, include_input=False)[0]
+                where = ".".join(str(part) for part in (name, *first["loc"]))
+                raise ValueError(f"{where}: {first['msg']}") from None
+
+        deployments: list[Deployment] = checked("deployments", list[Deployment], data["deployments"])
+        groups: list[Group] = checked("groups", list[Group], data["groups"])
+        header: _PoolHeader = checked("pool", _PoolHeader,
+                                      {k: data[k] for k in ("built_at", "degraded_reason") if k in data})
+        ids = {dep.id for dep in deployments}
+        for group in groups:
+            for member in group.members:
+                if member.deployment_id not in ids:
+                    raise ValueError(f"group {group.name!r}: member {member.deployment_id!r} has no deployment")
         return make_pool(
-            deployments=deployments.values(),
-            groups=groups.values(),
+            deployments=deployments,
+            groups=groups,
             source=source or str(data.get("source", "persisted")),
-            built_at=float(data.get("built_at", time.time())),
-            degraded_reason=data.get("degraded_reason"),
+            built_at=header.built_at if header.built_at is not None else time.time(),
+            degraded_reason=header.degraded_reason,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _PoolHeader:
+    built_at: float | None = None
+    degraded_reason: str | None = None
 
 
 def make_pool(

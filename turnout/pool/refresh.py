@@ -143,13 +143,20 @@ class PoolManager:
         except Exception as exc:  # any failure here must still leave the gateway serving
             reason = f"catalogue unavailable at start ({_describe(exc)})"
         self._load_persisted_catalogue()
-        persisted = self._load_persisted_pool()
+        persisted, unusable = self._load_persisted_pool()
         if persisted is not None:
             pool = _replace_source(persisted, source="persisted", degraded=f"{reason}; serving the persisted pool")
-        else:
-            deployments, groups = static_groups(self._settings)
-            pool = make_pool(deployments=deployments, groups=groups, source="static",
-                             degraded_reason=f"{reason}; serving static deployments only")
+            try:
+                await self._publish(pool, paced=False)
+                return
+            except Exception as exc:  # a pool that passed the checks but cannot be routed
+                unusable = _describe(exc)
+                log.warning("persisted pool unusable: %s", unusable)
+        if unusable:
+            reason = f"{reason}; the persisted pool is unusable ({unusable})"
+        deployments, groups = static_groups(self._settings)
+        pool = make_pool(deployments=deployments, groups=groups, source="static",
+                         degraded_reason=f"{reason}; serving static deployments only")
         await self._publish(pool, paced=False)
 
     async def run(self) -> None:
@@ -342,14 +349,16 @@ class PoolManager:
         """Write atomically (bytes as they are); runs in a worker thread."""
         if isinstance(data, Pool):
             data = data.to_json(pause=pause)
+        target = self._dir / name
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
-            target = self._dir / name
-            tmp = target.with_suffix(f".tmp{os.getpid()}")
             tmp.write_bytes(data if isinstance(data, bytes) else dumps(data))
             os.replace(tmp, target)
         except OSError as exc:
             log.warning("could not persist %s: %s", name, exc)
+            with contextlib.suppress(OSError):  # a failed write leaves nothing behind
+                tmp.unlink(missing_ok=True)
 
     def _load_persisted_catalogue(self) -> None:
         """Health refreshes can go on from the last good catalogue while the catalogue is down."""
@@ -358,21 +367,27 @@ class PoolManager:
         except (OSError, ValueError) as exc:
             log.info("no usable persisted catalogue: %s", _describe(exc))
 
-    def _load_persisted_pool(self) -> Pool | None:
+    def _load_persisted_pool(self) -> tuple[Pool | None, str | None]:
+        """The persisted pool, or None and why it cannot be used (None: there is none)."""
         path: Path = self._dir / "pool.json"
         try:
             pool = Pool.from_json(json.loads(path.read_text()), source="persisted")
         except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("persisted pool unreadable: %s", exc)
-            return None
+            return None, None
+        except RecursionError:
+            problem = "nested too deeply"
+            log.warning("persisted pool unusable: %s", problem)
+            return None, problem
+        except (OSError, ValueError) as exc:  # from_json raises ValueError for every shape problem
+            problem = _describe(exc)
+            log.warning("persisted pool unusable: %s", problem)
+            return None, problem
         elsewhere = {d.api_base for d in pool.deployments.values() if d.provider == "openrouter"} - {self._base_url}
         if elsewhere:  # e.g. a sandbox's pool (a loopback port long gone) persisted before the two were kept apart
             log.warning("persisted pool in %s was built for another OpenRouter address (%s); not served",
                         path, ", ".join(sorted(str(a) for a in elsewhere)))
-            return None
-        return pool
+            return None, None
+        return pool, None
 
     def gated(self) -> dict[str, str]:
         """Models the last health cycle kept out of the pool, with the reason."""
