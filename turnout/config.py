@@ -215,6 +215,20 @@ class SessionSettings(_Section):
     max_entries: int = Field(100_000, ge=1)
 
 
+class ProbeSettings(_Section):
+    """`turnout probe` defaults (each has a flag), and what a fed probe result does in the gateway."""
+
+    concurrency: int = Field(4, ge=1, le=64)
+    timeout_s: float = Field(30.0, gt=0)
+    max_tokens: int = Field(16, ge=1)
+    prompt: str = Field("Hello, world!", min_length=1)
+    resume_ttl_s: float = Field(3600.0, gt=0)
+    # A free model waits for the free quota at most this long; longer (the day's quota is spent): skipped.
+    max_free_wait_s: float = Field(120.0, ge=0)
+    # POST /admin/probe: how long a model the probe found broken stays out of rotation.
+    feed_cooldown_s: float = Field(600.0, gt=0)
+
+
 def _is_loopback(host: str) -> bool:
     if host in {"localhost", "ip6-localhost"}:
         return True
@@ -263,6 +277,7 @@ class Settings(BaseSettings):
     deployments: list[StaticDeployment] = Field(default_factory=list)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -95,7 +95,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                         sessions=sessions)
         metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine)
         app.state.turnout = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
-                                        manager=manager, extras={"metrics": metrics})
+                                        manager=manager, passive=passive, extras={"metrics": metrics})
         if await asyncio.to_thread(load_router_library):
             # LiteLLM's import leaves ~300k objects that live as long as the process. Frozen, the
             # cyclic GC never scans them again: a full collection takes ~8 ms instead of ~130 ms

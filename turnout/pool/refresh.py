@@ -28,7 +28,7 @@ from turnout.pool.model import Pool, make_pool, static_groups
 from turnout.pool.pacing import Pacer, no_pause
 from turnout.pool.pipeline import pool_from_catalogue
 from turnout.pool.provider_health import HealthCycle, HealthScore, PassiveStats
-from turnout.routing.free_tier import FreeTierBudget
+from turnout.routing.free_tier import FreeTierBudget, daily_allowance
 from turnout.routing.snapshot import SnapshotHolder, build_snapshot, build_snapshot_paced
 
 log = logging.getLogger("turnout.refresh")
@@ -127,9 +127,10 @@ class PoolManager:
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("could not read the key's limits: %s", _describe(exc))
             return
-        if isinstance(data, dict) and isinstance(data.get("is_free_tier"), bool):
-            self._budget.learn_limits(per_day=50 if data["is_free_tier"] else 1000)
-            self.key_info = {"is_free_tier": data["is_free_tier"], "free_requests_per_day": 50 if data["is_free_tier"] else 1000}
+        per_day = daily_allowance(data)
+        if per_day is not None and isinstance(data, dict):
+            self._budget.learn_limits(per_day=per_day)
+            self.key_info = {"is_free_tier": data["is_free_tier"], "free_requests_per_day": per_day}
 
     # -- one refresh --------------------------------------------------------------------
 
