@@ -86,6 +86,9 @@ class AliasSpec(_Section):
     require_vision: bool = False
     require_json: bool = False
     require_reasoning: bool = False
+    # Image-output models (architecture.output_modalities has "image") join only aliases that
+    # require it, and such aliases take only them: text aliases never answer with pictures.
+    require_image_output: bool = False
     min_context: int = Field(0, ge=0)
     sort_by: Literal["score", "context"] = "score"
     fallbacks: list[str] = Field(default_factory=list)
@@ -115,6 +118,13 @@ def default_aliases() -> dict[str, AliasSpec]:
             description="Models that accept image input, free first.",
             require_tools=False,
             require_vision=True,
+            size={"free": 4, "paid": 4},
+        ),
+        "images": AliasSpec(
+            description="Models that generate images (text and image output), free first; "
+                        "POST /v1/images/generations and chat with modalities [image, text].",
+            require_tools=False,
+            require_image_output=True,
             size={"free": 4, "paid": 4},
         ),
         "long": AliasSpec(

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from turnout.api import (
     admin,
+    images,
     models,
     readiness,
     scrape,
@@ -51,7 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (models, readiness, admin, scrape, status):
+    for module in (models, images, readiness, admin, scrape, status):
         app.include_router(module.router)
     return app
 

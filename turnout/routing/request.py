@@ -50,6 +50,7 @@ class ChatRequest:
     needs_json: bool
     prompt_tokens_estimate: int
     max_tokens: int | None
+    needs_image_output: bool = False  # `modalities` has "image" (OpenRouter's image generation)
 
 
 def parse_chat_request(body: Any, *, max_messages: int) -> ChatRequest:
@@ -88,6 +89,10 @@ def parse_chat_request(body: Any, *, max_messages: int) -> ChatRequest:
     max_tokens = _max_tokens(body)
     for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
         _optional_number(body, name)
+    modalities = body.get("modalities")
+    if modalities is not None and (not isinstance(modalities, list) or not all(isinstance(m, str) for m in modalities)):
+        raise InvalidRequest("'modalities' must be an array of strings, e.g. [\"image\", \"text\"].",
+                             param="modalities")
     n = body.get("n")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise InvalidRequest("'n' must be a positive integer.", param="n")
@@ -101,6 +106,7 @@ def parse_chat_request(body: Any, *, max_messages: int) -> ChatRequest:
         needs_json=response_format is not None and response_format.get("type") != "text",
         prompt_tokens_estimate=size // 4 + 4 * len(messages),
         max_tokens=max_tokens,
+        needs_image_output=bool(modalities and "image" in modalities),
     )
 
 
