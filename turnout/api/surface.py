@@ -42,7 +42,7 @@ class EdgeRequest:
         if not dropped:
             return cls(chat=chat, context=context)
         return cls(chat=chat, context=context, notes={"dropped_tools": dropped},
-                   headers=((DROPPED_TOOLS_HEADER, ",".join(dropped).encode("latin-1", "replace")),))
+                   headers=((DROPPED_TOOLS_HEADER, _header_value(",".join(dropped))),))
 
 
 class StreamEvents(Protocol):
@@ -70,3 +70,9 @@ class Surface(Protocol):
     def answer(self, payload: dict[str, Any], outcome: Outcome[Any], request: EdgeRequest) -> dict[str, Any]: ...
 
     def events(self, request: EdgeRequest, outcome: Outcome[Any]) -> StreamEvents: ...
+
+
+def _header_value(text: str) -> bytes:
+    """Client-chosen names in a header: printable ASCII only (a control character or a non-Latin
+    name made uvicorn refuse the whole response with a 500)."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text).encode("ascii")
