@@ -139,3 +139,11 @@ def test_ctrl_c_writes_the_partial_report(sandbox: Any, tmp_path: Path) -> None:
     assert data["interrupted"] is True and data["finished_at"] is not None
     assert sorted(r["model"] for r in data["results"]) == sorted(PAID[:2])
     assert "interrupted" in stdout
+
+
+def test_without_a_key_only_the_dry_run_works(run_probe: Callable[..., ProbeRun], sandbox: Any) -> None:
+    planned = run_probe("--source", "catalogue", "--tier", "free", "--dry-run", env={"OPENROUTER_API_KEY": ""})
+    assert planned.code == 0 and "probe plan:" in planned.stdout, planned.stderr
+    refused = run_probe("--source", "catalogue", "--tier", "free", env={"OPENROUTER_API_KEY": ""})
+    assert refused.code == 2 and "no OPENROUTER_API_KEY" in refused.stdout
+    assert not sandbox.server.calls

@@ -57,6 +57,8 @@ async def probe_model(client: httpx.AsyncClient, *, endpoint: Endpoint, ask: Ask
     if ask.stream:
         body["stream_options"] = {"include_usage": True}
     headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+    if endpoint.via == "openrouter":  # OpenRouter's app attribution, as the gateway's own calls send it
+        headers.update({"X-Title": "Turnout probe", "HTTP-Referer": "https://github.com/turnout/turnout"})
     started = time.monotonic()
     call = _Call(model=model, tier=tier, started=started, via=endpoint.via)
     try:

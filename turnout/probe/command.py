@@ -103,10 +103,10 @@ def _endpoint(settings: Settings, args: argparse.Namespace) -> Endpoint:
     if args.gateway:
         key = args.api_key or (settings.api_keys[0].get_secret_value() if settings.api_keys else None)
         return Endpoint(url=f"{args.gateway.rstrip('/')}/v1/chat/completions", api_key=key, via="gateway")
-    if settings.openrouter_api_key is None:
+    if settings.openrouter_api_key is None and not args.dry_run:
         raise ProbeError("no OPENROUTER_API_KEY: set it to probe OpenRouter, or probe a gateway with --gateway URL")
-    return Endpoint(url=f"{settings.openrouter_base_url}/chat/completions",
-                    api_key=settings.openrouter_api_key.get_secret_value(), via="openrouter")
+    key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
+    return Endpoint(url=f"{settings.openrouter_base_url}/chat/completions", api_key=key, via="openrouter")
 
 
 async def _targets(settings: Settings, args: argparse.Namespace, client: httpx.AsyncClient) -> list[Target]:
