@@ -7,6 +7,7 @@
     runner.py    bounded concurrency over the plan; cancellation keeps what finished
     results.py   the JSON report, the summary, and `--resume`
     display.py   the progress bar and the summary table (rich)
+    arguments.py the flags (argparse only: `turnout --help` loads nothing else)
     command.py   the CLI glue, and `--feed` (POST /admin/probe on a running gateway)
 
 Nothing here imports LiteLLM: a probe calls OpenRouter's (or the gateway's) HTTP API directly.

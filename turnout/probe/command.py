@@ -34,13 +34,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     for name in ("httpx", "httpcore"):  # one INFO line per call would bury the progress bar
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        return asyncio.run(_probe(settings, args, console))
+        return asyncio.run(_probe(settings, args, console=console))
     except ProbeError as exc:
         console.print(f"[red]turnout probe: {exc}[/red]", highlight=False)
         return 2
 
 
-async def _probe(settings: Settings, args: argparse.Namespace, console: Console) -> int:
+async def _probe(settings: Settings, args: argparse.Namespace, *, console: Console) -> int:
     probe = settings.probe
     concurrency = args.concurrency or probe.concurrency
     if concurrency < 1 or (args.max_requests is not None and args.max_requests < 0):
@@ -95,7 +95,7 @@ async def _probe(settings: Settings, args: argparse.Namespace, console: Console)
         console.print(summary_table(report.summary(), interrupted=report.interrupted))
         console.print(f"report: {args.report}", highlight=False)
         if args.feed:
-            await _feed(client, settings, args, report, console)
+            await _feed(client, settings=settings, args=args, report=report, console=console)
     return INTERRUPTED if report.interrupted else 0
 
 
@@ -155,7 +155,7 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
-async def _feed(client: httpx.AsyncClient, settings: Settings, args: argparse.Namespace, report: Report,
+async def _feed(client: httpx.AsyncClient, *, settings: Settings, args: argparse.Namespace, report: Report,
                 console: Console) -> None:
     key = args.admin_key or (settings.admin_key.get_secret_value() if settings.admin_key else None)
     body = {"results": [{"model": r.model, "ok": r.ok, "kind": r.kind, "status": r.status,
