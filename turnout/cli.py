@@ -1,4 +1,4 @@
-"""`turnout` command line: serve (default), pool, sandbox.
+"""`turnout` command line: serve (default), pool, probe, sandbox.
 
 Imports stay lazy so `turnout --help` answers without loading LiteLLM.
 """
@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     pool.add_argument("--format", choices=["table", "json", "litellm"], default="table")
     pool.add_argument("--catalogue", help="read the catalogue from this JSON file instead of OpenRouter")
     pool.add_argument("--no-health", action="store_true", help="skip the /endpoints health reads")
+    probe = sub.add_parser("probe", help="call every model once and report what answered")
+    from turnout.probe.arguments import add_arguments
+
+    add_arguments(probe)
     sandbox = sub.add_parser("sandbox", help="run the sandbox OpenRouter on its own")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8090)
@@ -48,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         from turnout.pool.report import print_pool
 
         return print_pool(settings, fmt=args.format, catalogue_file=args.catalogue, health=not args.no_health)
+    if args.command == "probe":
+        from turnout.probe import command
+
+        return command.run(settings, args)
     return serve(settings)
 
 

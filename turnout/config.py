@@ -94,6 +94,9 @@ class AliasSpec(_Section):
     require_vision: bool = False
     require_json: bool = False
     require_reasoning: bool = False
+    # Image-output models (architecture.output_modalities has "image") join only aliases that
+    # require it, and such aliases take only them: text aliases never answer with pictures.
+    require_image_output: bool = False
     min_context: int = Field(0, ge=0)
     sort_by: Literal["score", "context"] = "score"
     fallbacks: list[str] = Field(default_factory=list)
@@ -123,6 +126,13 @@ def default_aliases() -> dict[str, AliasSpec]:
             description="Models that accept image input, free first.",
             require_tools=False,
             require_vision=True,
+            size={"free": 4, "paid": 4},
+        ),
+        "images": AliasSpec(
+            description="Models that generate images (text and image output), free first; "
+                        "POST /v1/images/generations and chat with modalities [image, text].",
+            require_tools=False,
+            require_image_output=True,
             size={"free": 4, "paid": 4},
         ),
         "long": AliasSpec(
@@ -270,6 +280,20 @@ class SharedStateSettings(_Section):
         return self.redis_url is not None or self.host is not None
 
 
+class ProbeSettings(_Section):
+    """`turnout probe` defaults (each has a flag), and what a fed probe result does in the gateway."""
+
+    concurrency: int = Field(4, ge=1, le=64)
+    timeout_s: float = Field(30.0, gt=0)
+    max_tokens: int = Field(16, ge=1)
+    prompt: str = Field("Hello, world!", min_length=1)
+    resume_ttl_s: float = Field(3600.0, gt=0)
+    # A free model waits for the free quota at most this long; longer (the day's quota is spent): skipped.
+    max_free_wait_s: float = Field(120.0, ge=0)
+    # POST /admin/probe: how long a model the probe found broken stays out of rotation.
+    feed_cooldown_s: float = Field(600.0, gt=0)
+
+
 def _is_loopback(host: str) -> bool:
     if host in {"localhost", "ip6-localhost"}:
         return True
@@ -323,6 +347,7 @@ class Settings(BaseSettings):
     shared_state: SharedStateSettings = Field(default_factory=SharedStateSettings)
     workers: int = Field(1, ge=1, le=64)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
 
     @field_validator("api_keys", "allowed_hosts", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from turnout.api import (
     admin,
+    images,
     models,
     readiness,
     scrape,
@@ -64,7 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.host_check = HostCheck.for_settings(settings)
     app.redactor = Redactor.for_settings(settings)
     install_error_handlers(app)
-    for module in (models, readiness, admin, scrape, status):
+    for module in (models, images, readiness, admin, scrape, status):
         app.include_router(module.router)
     return app
 
@@ -128,7 +129,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine,
                       shared=shared.status if shared is not None else None)
         app.state.turnout = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
-                                        manager=manager, extras={"metrics": metrics, "shared": shared}, redactor=redactor)
+                                        manager=manager, passive=passive, extras={"metrics": metrics, "shared": shared}, redactor=redactor)
         if await asyncio.to_thread(load_router_library):
             # LiteLLM's import leaves ~300k objects that live as long as the process. Frozen, the
             # cyclic GC never scans them again: a full collection takes ~8 ms instead of ~130 ms

@@ -159,7 +159,7 @@ def test_model_listing_carries_choice_data(client: openai.OpenAI, gateway_module
     entry = entries[concrete.model]
     assert entry["tier"] == "paid" and entry["context_length"] == concrete.context_length
     assert entry["pricing"]["prompt"] == concrete.prompt_price
-    assert set(entry["capabilities"]) == {"tools", "vision", "json", "reasoning"}
+    assert set(entry["capabilities"]) == {"tools", "vision", "json", "reasoning", "image_output"}
     one = client.models.retrieve(concrete.model)
     assert one.id == concrete.model
 

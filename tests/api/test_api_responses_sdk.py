@@ -101,6 +101,15 @@ def test_json_schema_format(client: openai.OpenAI) -> None:
     assert isinstance(json.loads(loose.output_text), dict)
 
 
+def test_a_dropped_tool_with_an_unprintable_type_still_gets_an_answer(client: openai.OpenAI) -> None:
+    """Found by the fuzzer: the header naming dropped tools carried a client's control character,
+    and uvicorn refused the whole response (500)."""
+    raw = client.responses.with_raw_response.create(model="auto", input="hi",
+                                                    tools=[{"type": "web\nsearch"}, {"type": "поиск"}])  # type: ignore[list-item]
+    assert raw.status_code == 200
+    assert raw.headers["x-turnout-dropped-tools"] == "web?search,?????"
+
+
 def test_hosted_tools_are_dropped_and_named(client: openai.OpenAI, sandbox: Any) -> None:
     raw = client.responses.with_raw_response.create(
         model="auto", input="sandbox:say fine", tools=[*TOOLS, {"type": "web_search"}], tool_choice="auto",

@@ -25,7 +25,7 @@ from tests.conftest import OPENROUTER_TEST_KEY, LiveGateway
 CLIENT_KEY = "fuzz-client-key"
 ADMIN_KEY = "fuzz-admin-key"
 REQUEST_TIMEOUT_S = 10
-KNOWN_MODELS = ["auto", "free", "paid", "vision", "long", "z-ai/glm-5.2:free"]
+KNOWN_MODELS = ["auto", "free", "paid", "vision", "images", "long", "z-ai/glm-5.2:free"]
 POSITIVE, NEGATIVE = schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE
 # (method, path, mode, max_examples). Negative mode only where there is a body to break: a path
 # parameter typed "string" accepts any value, so there is no invalid one to generate.
@@ -37,12 +37,16 @@ RUNS = [
     ("POST", "/v1/messages/count_tokens", POSITIVE, 20),
     ("POST", "/v1/responses", POSITIVE, 50),
     ("POST", "/v1/responses", NEGATIVE, 50),
+    ("POST", "/v1/images/generations", POSITIVE, 30),
+    ("POST", "/v1/images/generations", NEGATIVE, 30),
     ("GET", "/v1/models", POSITIVE, 5),
     ("GET", "/v1/models/{model_id}", POSITIVE, 60),
     ("GET", "/healthz", POSITIVE, 5),
     ("GET", "/readyz", POSITIVE, 5),
     ("GET", "/admin/pool", POSITIVE, 5),
     ("POST", "/admin/refresh", POSITIVE, 3),
+    ("POST", "/admin/probe", POSITIVE, 20),
+    ("POST", "/admin/probe", NEGATIVE, 20),
 ]
 LISTED = {f"{method} {path}" for method, path, _, _ in RUNS}
 

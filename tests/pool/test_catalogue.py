@@ -208,7 +208,6 @@ def test_default_filters_keep_a_free_tool_model(aug: Catalogue) -> None:
         ("openrouter/fusion", "unknown price"),
         ("~openai/gpt-latest", "alias id (~...), resolves to another model"),
         ("google/lyria-3-pro-preview", "media generator (text+audio output)"),
-        ("google/gemini-3.1-flash-image", "media generator (image+text output)"),
         ("nvidia/nemotron-3.5-content-safety:free", "safety classifier, not a chat model"),
         ("meta-llama/llama-guard-4-12b", "safety classifier, not a chat model"),
         ("openai/gpt-5-mini:batch", "excluded suffix ':batch'"),

@@ -101,7 +101,7 @@ def test_alias_requirements_hold_for_every_member(catalogue: Catalogue, alias: s
 def test_alias_sizes_follow_the_spec(catalogue: Catalogue) -> None:
     pool = build(catalogue)
     sizes = {name: len(pool.groups[name].members) for name in default_aliases()}
-    assert sizes == {"auto": 12, "free": 10, "paid": 6, "vision": 8, "long": 8}
+    assert sizes == {"auto": 12, "free": 10, "paid": 6, "vision": 8, "images": 4, "long": 8}
 
 
 def test_excluded_models_never_reach_the_pool(catalogue: Catalogue) -> None:

@@ -1,13 +1,16 @@
-"""Admin routes (admin key): the live pool with its scores, and a manual rebuild."""
+"""Admin routes (admin key): the live pool with its scores, a manual rebuild, and probe results."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
 
 from turnout.api.deps import AdminAuth, State
 from turnout.errors import NotReady, UpstreamFailed
+from turnout.routing.probe_feed import FedResult, apply_probe
+from turnout.upstream.failures import Kind
 
 router = APIRouter(prefix="/admin", dependencies=[AdminAuth])
 
@@ -55,3 +58,31 @@ async def admin_refresh(state: State) -> dict[str, Any]:
             status=502, code="refresh_failed",
         ) from None
     return {"status": "ok", "refresh": state.manager.status()}
+
+
+class ProbeResultIn(BaseModel):
+    """One model's probe result, as `turnout probe --feed` sends it (its report's fields; others ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1, max_length=300)
+    ok: bool
+    kind: Kind | None = None
+    status: int | None = Field(None, ge=100, le=599)
+    latency_s: float = Field(0.0, ge=0)
+    retry_after_s: float | None = Field(None, ge=0, le=86400)
+
+
+class ProbeFeed(BaseModel):
+    results: list[ProbeResultIn] = Field(max_length=10_000)
+
+
+@router.post("/probe", summary="Feed `turnout probe` results into passive health and cooldowns")
+async def admin_probe(feed: ProbeFeed, state: State) -> dict[str, Any]:
+    if state.holder.current is None:
+        raise NotReady("No pool has been built yet.")
+    results = [FedResult(model=r.model, ok=r.ok, kind=r.kind, status=r.status, latency_s=r.latency_s,
+                         retry_after_s=r.retry_after_s) for r in feed.results]
+    outcome = apply_probe(results, holder=state.holder, passive=state.passive,
+                          cooldown_s=state.settings.probe.feed_cooldown_s)
+    return {"recorded": outcome.recorded, "benched": list(outcome.benched), "not_in_pool": list(outcome.not_in_pool)}

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from turnout.config import Settings
 from turnout.errors import Forbidden, Unauthorized
 from turnout.observability.redaction import Redactor
+from turnout.pool.provider_health import PassiveStats
 from turnout.routing.engine import Engine
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.snapshot import SnapshotHolder
@@ -26,6 +27,7 @@ class AppState:
     engine: Engine
     budget: FreeTierBudget
     manager: PoolManager
+    passive: PassiveStats = field(default_factory=PassiveStats)  # our own outcomes (and fed probe results)
     extras: dict[str, Any] = field(default_factory=dict)
     redactor: Redactor = field(default_factory=lambda: Redactor(()))
 

@@ -56,6 +56,7 @@ def describe(group: Group, pool: Pool) -> dict[str, Any]:
             "vision": any(d.capabilities.vision for d in deps),
             "json": bool(deps) and all(d.capabilities.json_mode for d in deps),
             "reasoning": any(d.capabilities.reasoning for d in deps),
+            "image_output": any(d.capabilities.image_output for d in deps),
         },
         "pricing": _pricing(deps),
     }

@@ -285,7 +285,8 @@ def filter_reasons(
     checks = [
         (not model.text_output, "no text output"),
         (model.is_meta_router, "meta router"),
-        (model.is_media_generator, "media generator (" + "+".join(model.output_modalities) + " output)"),
+        (model.is_media_generator and not image_chat(model),
+         "media generator (" + "+".join(model.output_modalities) + " output)"),
         (_is_classifier(model.id), "safety classifier, not a chat model"),
         (model.context_length is None and settings.min_context > 0, "unknown context length"),
         (
@@ -305,6 +306,12 @@ def filter_reasons(
     if suffix is not None:
         reasons.append(f"excluded suffix {suffix!r}")
     return reasons
+
+
+def image_chat(model: CatalogueModel) -> bool:
+    """A chat model that also answers with images (text+image output, nothing else): the
+    `images` alias serves them; every other media generator stays out of the pool."""
+    return model.text_output and model.image_output and set(model.output_modalities) <= {"text", "image"}
 
 
 def _is_classifier(model_id: str) -> bool:

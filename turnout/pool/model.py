@@ -35,6 +35,7 @@ class Capabilities:
     vision: bool = False
     json_mode: bool = False
     reasoning: bool = False
+    image_output: bool = False  # answers with images (message.images) when asked for modalities [image, text]
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from turnout.pool.model import Pool, make_pool, static_groups
 from turnout.pool.pacing import Pacer, no_pause
 from turnout.pool.pipeline import pool_from_catalogue
 from turnout.pool.provider_health import HealthCycle, HealthScore, PassiveStats
-from turnout.routing.free_tier import FreeTierBudget
+from turnout.routing.free_tier import FreeTierBudget, daily_allowance
 from turnout.routing.snapshot import SnapshotHolder, build_snapshot, build_snapshot_paced
 
 log = logging.getLogger("turnout.refresh")
@@ -238,8 +238,7 @@ class PoolManager:
             self._budget.seed_day(max(0, spent))
             self.key_info = {"free_requests_per_day": configured or limit, "free_requests_used_today": spent,
                              "from": "free_model_daily_requests"}
-        elif isinstance(data.get("is_free_tier"), bool) and configured is None:
-            guess = 50 if data["is_free_tier"] else 1000
+        elif (guess := daily_allowance(data)) is not None and configured is None:
             self._budget.learn_limits(per_day=guess)
             self.key_info = {"is_free_tier": data["is_free_tier"], "free_requests_per_day": guess,
                              "from": "is_free_tier"}

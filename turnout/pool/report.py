@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from turnout.config import Settings
-from turnout.pool.catalogue import fetch_catalogue, parse_catalogue
+from turnout.pool.catalogue import Catalogue, fetch_catalogue, parse_catalogue
 from turnout.pool.model import OPENROUTER_CREDENTIAL, Pool
 from turnout.pool.pipeline import pool_from_catalogue
 from turnout.pool.provider_health import PassiveStats
@@ -20,34 +20,41 @@ from turnout.pool.provider_health import PassiveStats
 BUNDLED_CATALOGUE = Path(__file__).resolve().parent.parent / "data" / "openrouter" / "models-2026-08-19.json"
 
 
-async def _live_pool(settings: Settings, *, catalogue_file: str | None, health: bool) -> Pool:
+async def read_catalogue(settings: Settings, client: httpx.AsyncClient, *,
+                         catalogue_file: str | None) -> tuple[Catalogue, bool]:
+    """The catalogue `turnout pool` and `turnout probe` work from, and whether it is OpenRouter's
+    live one (a file, or the bundled snapshot without a key, is not: no /endpoints to read)."""
+    key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
+    if catalogue_file or key is None:
+        path = Path(catalogue_file) if catalogue_file else BUNDLED_CATALOGUE
+        if key is None and not catalogue_file:
+            print(f"no OPENROUTER_API_KEY: using the bundled catalogue snapshot {path.name}", file=sys.stderr)
+        return parse_catalogue(json.loads(path.read_text()), now=time.time()), False
+    payload = await fetch_catalogue(client, base_url=settings.openrouter_base_url, api_key=key,
+                                    timeout_s=settings.pool.health.timeout_s * 4)
+    return parse_catalogue(payload, now=time.time()), True
+
+
+async def live_pool(settings: Settings, *, catalogue_file: str | None, health: bool) -> Pool:
     """The pool the gateway would build now: the refresh's own pipeline (`pool_from_catalogue`),
     with no previous pool to hold seats and no passive health of its own traffic."""
     now = time.time()
     key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
     async with httpx.AsyncClient(timeout=settings.pool.health.timeout_s * 4) as client:
-        if catalogue_file or key is None:
-            path = Path(catalogue_file) if catalogue_file else BUNDLED_CATALOGUE
-            if key is None and not catalogue_file:
-                print(f"no OPENROUTER_API_KEY: using the bundled catalogue snapshot {path.name}", file=sys.stderr)
-            payload = json.loads(path.read_text())
-            health = False  # no live OpenRouter to read /endpoints from
-        else:
-            payload = await fetch_catalogue(client, base_url=settings.openrouter_base_url, api_key=key,
-                                            timeout_s=settings.pool.health.timeout_s * 4)
-        if not health:
+        catalogue, live = await read_catalogue(settings, client, catalogue_file=catalogue_file)
+        if not (health and live):
             pool_settings = settings.pool.model_copy(
                 update={"health": settings.pool.health.model_copy(update={"enabled": False})})
             settings = settings.model_copy(update={"pool": pool_settings})
         assembled = await pool_from_catalogue(
-            catalogue=parse_catalogue(payload, now=now), settings=settings, http=client,
+            catalogue=catalogue, settings=settings, http=client,
             base_url=settings.openrouter_base_url, api_key=key, previous=None, previous_health={},
             passive=PassiveStats().snapshot(), now=now)
     return assembled.pool
 
 
 def print_pool(settings: Settings, *, fmt: str, catalogue_file: str | None, health: bool) -> int:
-    pool = asyncio.run(_live_pool(settings, catalogue_file=catalogue_file, health=health))
+    pool = asyncio.run(live_pool(settings, catalogue_file=catalogue_file, health=health))
     if fmt == "json":
         print(json.dumps(pool.to_json(), indent=2))
     elif fmt == "litellm":

@@ -156,7 +156,8 @@ def health_targets(
     wanted: set[str] = set()
     for tier in tiers:
         of_tier = [c for c in static if c.model.tier == tier]
-        wanted.update(c.id for c in sorted(of_tier, key=sort_key("score"))[: settings.pool.health.candidates_per_tier])
+        text = [c for c in of_tier if not c.model.image_output]  # image models: through their aliases only
+        wanted.update(c.id for c in sorted(text, key=sort_key("score"))[: settings.pool.health.candidates_per_tier])
         for spec in settings.aliases.values():
             fitting = sorted((c for c in of_tier if matches(c.model, spec)), key=sort_key(spec.sort_by))
             wanted.update(c.id for c in fitting[: 2 * spec.size.get(tier, 0)])
@@ -177,6 +178,7 @@ def matches(model: CatalogueModel, spec: AliasSpec) -> bool:
         and (model.vision or not spec.require_vision)
         and (model.json_mode or not spec.require_json)
         and (model.reasoning or not spec.require_reasoning)
+        and model.image_output == spec.require_image_output
         and (model.context_length or 0) >= spec.min_context
     )
 
@@ -292,7 +294,8 @@ def _deployment(model: CatalogueModel, *, settings: Settings) -> Deployment:
         prompt_price=model.prompt_price or 0.0,
         completion_price=model.completion_price or 0.0,
         capabilities=Capabilities(
-            tools=model.tools, vision=model.vision, json_mode=model.json_mode, reasoning=model.reasoning
+            tools=model.tools, vision=model.vision, json_mode=model.json_mode, reasoning=model.reasoning,
+            image_output=model.image_output,
         ),
     )
 

@@ -226,7 +226,8 @@ class Engine:
             walk = _Walk(request=request, snapshot=snapshot, hedge=hedge,
                          deadline=time.monotonic() + self._settings.timeouts.request_deadline_s)
             walk.unfit = snapshot.fitness.unfit(tools=request.needs_tools, vision=request.needs_vision,
-                                                prompt_tokens=request.prompt_tokens_estimate)
+                                                prompt_tokens=request.prompt_tokens_estimate,
+                                                image_output=request.needs_image_output)
             walk.pin = await self.sessions.open(start_group, session)
         queue = [start_group]
         visited = walk.visited = []
@@ -477,7 +478,8 @@ class Engine:
         pool = walk.snapshot.pool
         members = pool.groups[start_group].members
         if members and all(m.deployment_id in walk.unfit for m in members):
-            needs = [n for n, on in (("tools", request.needs_tools), ("image input", request.needs_vision)) if on]
+            needs = [n for n, on in (("tools", request.needs_tools), ("image input", request.needs_vision),
+                                     ("image output", request.needs_image_output)) if on]
             what = " and ".join(needs) or f"a prompt of ~{request.prompt_tokens_estimate} tokens"
             code = "context_length_exceeded" if not needs else "unsupported_request"
             return InvalidRequest(f"No deployment behind '{start_group}' supports {what}.", param="model", code=code)

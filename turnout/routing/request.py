@@ -51,6 +51,7 @@ class ChatRequest:
     needs_vision: bool
     prompt_tokens_estimate: int
     max_tokens: int | None
+    needs_image_output: bool = False  # `modalities` has "image" (OpenRouter's image generation)
 
 
 def parse_chat_request(body: Any, *, max_messages: int, allowed_plugins: Collection[str] = ()) -> ChatRequest:
@@ -90,6 +91,10 @@ def parse_chat_request(body: Any, *, max_messages: int, allowed_plugins: Collect
     max_tokens = _max_tokens(body)
     for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
         _optional_number(body, name)
+    modalities = body.get("modalities")
+    if modalities is not None and (not isinstance(modalities, list) or not all(isinstance(m, str) for m in modalities)):
+        raise InvalidRequest("'modalities' must be an array of strings, e.g. [\"image\", \"text\"].",
+                             param="modalities")
     n = body.get("n")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise InvalidRequest("'n' must be a positive integer.", param="n")
@@ -102,6 +107,7 @@ def parse_chat_request(body: Any, *, max_messages: int, allowed_plugins: Collect
         needs_vision=vision,
         prompt_tokens_estimate=size // 4 + 4 * len(messages),
         max_tokens=max_tokens,
+        needs_image_output=bool(modalities and "image" in modalities),
     )
 
 

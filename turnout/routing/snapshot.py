@@ -45,6 +45,7 @@ class Fitness:
 
     no_tools: frozenset[str]
     no_vision: frozenset[str]
+    no_image_output: frozenset[str]
     free: frozenset[str]
     context_limits: tuple[int, ...]  # ascending
     context_ids: tuple[str, ...]  # the deployment with each limit
@@ -55,16 +56,19 @@ class Fitness:
         by_context = sorted((d.context_length, d.id) for d in deps if d.context_length)
         return cls(no_tools=frozenset(d.id for d in deps if not d.capabilities.tools),
                    no_vision=frozenset(d.id for d in deps if not d.capabilities.vision),
+                   no_image_output=frozenset(d.id for d in deps if not d.capabilities.image_output),
                    free=frozenset(d.id for d in deps if d.tier == "free"),
                    context_limits=tuple(n for n, _ in by_context), context_ids=tuple(i for _, i in by_context))
 
-    def unfit(self, *, tools: bool, vision: bool, prompt_tokens: int) -> set[str]:
-        """Deployments lacking tools or vision the request needs, or too small for its prompt."""
+    def unfit(self, *, tools: bool, vision: bool, prompt_tokens: int, image_output: bool = False) -> set[str]:
+        """Deployments lacking tools, vision or image output the request needs, or too small for its prompt."""
         found: set[str] = set(self.context_ids[:bisect_left(self.context_limits, prompt_tokens)])
         if tools:
             found |= self.no_tools
         if vision:
             found |= self.no_vision
+        if image_output:
+            found |= self.no_image_output
         return found
 
 

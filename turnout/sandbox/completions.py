@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turnout.sandbox.model_list import ModelInfo
+from turnout.sandbox.png import png_data_url
 from turnout.sandbox.schemas import fill_object
 
 # One token per word; leading whitespace joins the word after it (a continuation starts with " word").
 _WORDS = re.compile(r"\s*\S+\s*|\s+")
 _ECHO_CHARS = 40
+IMAGE_TOKENS = 1290  # what OpenRouter counts for one generated image (Gemini's image models)
 _VOCABULARY = (
     "amber", "basin", "cedar", "delta", "ember", "fjord", "grove", "harbor", "island", "juniper", "kelp",
     "lagoon", "meadow", "nectar", "orchid", "prairie", "quartz", "river", "summit", "tundra", "upland",
@@ -55,6 +57,7 @@ class CompletionRequest:
     has_images: bool
     prompt_tokens: int
     prefill: str | None = None  # the text of a trailing assistant message, when there is one
+    wants_image: bool = False  # `modalities` has "image": OpenRouter's image generation
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ class Answer:
     finish_reason: str
     completion_tokens: int
     reasoning_tokens: int = 0
+    images: tuple[str, ...] = ()  # data: URLs, as OpenRouter's `message.images[].image_url.url`
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,7 @@ def parse_chat(body: object) -> CompletionRequest:
         has_images=any(_has_image(m.get("content")) for m in messages),
         prompt_tokens=max(1, sum(_message_chars(m) for m in messages) // 4),
         prefill=prefill,
+        wants_image=_wants_image(body.get("modalities")),
     )
 
 
@@ -133,6 +138,8 @@ def check_capabilities(request: CompletionRequest, model: ModelInfo) -> None:
         raise BadRequest(404, "No endpoints found that support tool use")
     if request.has_images and not model.accepts_images:
         raise BadRequest(404, "No endpoints found that support image input")
+    if request.wants_image and not model.outputs_images:
+        raise BadRequest(404, "No endpoints found that support the requested output modalities: image, text")
 
 
 def build_answer(
@@ -147,6 +154,10 @@ def build_answer(
     if content_filter:
         return Answer(content="", reasoning=None, tool_call=None,
                       finish_reason="content_filter", completion_tokens=0)
+    if request.wants_image:
+        prompt = _last_user_text(request.messages)
+        return Answer(content="Here is the image you asked for.", reasoning=None, tool_call=None,
+                      finish_reason="stop", completion_tokens=IMAGE_TOKENS, images=(png_data_url(prompt),))
     tool = _tool_to_call(request) if not request.prefill else None
     if tool is not None:
         call = ToolCall(
@@ -192,7 +203,7 @@ def usage_body(request: CompletionRequest, answer: Answer, model: ModelInfo) -> 
         },
         "completion_tokens_details": {
             "reasoning_tokens": answer.reasoning_tokens,
-            "image_tokens": 0,
+            "image_tokens": completion if answer.images else 0,
         },
     }
 
@@ -206,6 +217,8 @@ def completion_body(meta: ResponseMeta, answer: Answer, usage: dict[str, Any]) -
     }
     if answer.tool_call is not None:
         message["tool_calls"] = [answer.tool_call.wire()]
+    if answer.images:
+        message["images"] = _image_parts(answer)
     choice = {
         "logprobs": None,
         "finish_reason": answer.finish_reason,
@@ -232,6 +245,8 @@ def stream_chunks(
         deltas.extend(
             {"role": "assistant", "content": piece} for piece in _WORDS.findall(answer.content)
         )
+    if answer.images:  # OpenRouter streams the picture as one delta after the text
+        deltas.append({"role": "assistant", "content": "", "images": _image_parts(answer)})
     chunks = [_chunk(meta, delta) for delta in deltas]
     finish = {"role": "assistant", "content": ""}
     chunks.append(_chunk(meta, finish, finish_reason=answer.finish_reason))
@@ -257,6 +272,14 @@ def _chunk(
         "logprobs": None,
     }
     return {**meta.base("chat.completion.chunk"), "choices": [choice]}
+
+
+def _image_parts(answer: Answer) -> list[dict[str, Any]]:
+    return [{"type": "image_url", "image_url": {"url": url}, "index": i} for i, url in enumerate(answer.images)]
+
+
+def _wants_image(modalities: object) -> bool:
+    return isinstance(modalities, list) and "image" in modalities
 
 
 def _tool_deltas(call: ToolCall) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ class ModelInfo:
     supports_tools: bool
     accepts_images: bool
     context_length: int | None
+    outputs_images: bool = False
 
     @property
     def canonical_slug(self) -> str:
@@ -64,6 +65,7 @@ def model_info(entry: Mapping[str, Any]) -> ModelInfo:
         supports_tools="tools" in params,
         accepts_images="image" in inputs,
         context_length=context if isinstance(context, int) and context > 0 else None,
+        outputs_images="image" in (architecture.get("output_modalities") or []),
     )
 
 
