@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from turnout.config import FreeTierSettings
-from turnout.probe.pacing import FreePacing, free_budget
+from turnout.probe.free_pacing import FreePacing, free_budget
 from turnout.probe.results import ProbeResult, summarise
 from turnout.probe.targets import Target, make_plan, narrow
 

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from turnout.config import Settings
 from turnout.probe.call import Ask, Endpoint, probe_model
-from turnout.probe.pacing import FreePacing, day_allowance, free_budget
+from turnout.probe.free_pacing import FreePacing, day_allowance, free_budget
 from turnout.probe.results import ProbeResult, Report, fresh_results
 from turnout.probe.runner import run_plan
 from turnout.probe.targets import Plan, Target, from_catalogue, from_gateway, from_pool, make_plan, narrow

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from turnout.probe.call import Ask, Called, Endpoint
-from turnout.probe.pacing import FreePacing
+from turnout.probe.free_pacing import FreePacing
 from turnout.probe.results import ProbeResult
 from turnout.probe.targets import Plan, Target
 
