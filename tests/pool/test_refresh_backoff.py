@@ -97,11 +97,11 @@ def test_the_loop_backs_off_logs_once_and_recovers(make_settings: Callable[..., 
 
 def test_readyz_and_metrics_say_since_when_the_pool_is_stale(start_gateway: Callable[..., Any],
                                                              sandbox: Any) -> None:
-    gw = start_gateway(admin_key="admin", pool={"health": {"enabled": False}})
+    gw = start_gateway(admin_key="admin-key-backoff", pool={"health": {"enabled": False}})
     assert httpx.get(f"{gw.url}/readyz").json()["status"] == "ready"
     sandbox.server.set_plan(FaultPlan(catalogue_error=500))
     for _ in range(2):
-        resp = httpx.post(f"{gw.url}/admin/refresh", headers={"Authorization": "Bearer admin"}, timeout=30)
+        resp = httpx.post(f"{gw.url}/admin/refresh", headers={"Authorization": "Bearer admin-key-backoff"}, timeout=30)
         assert resp.status_code == 502
     ready = httpx.get(f"{gw.url}/readyz").json()
     assert ready["status"] == "degraded" and ready["source"] == "live"
@@ -112,7 +112,7 @@ def test_readyz_and_metrics_say_since_when_the_pool_is_stale(start_gateway: Call
     page = httpx.get(f"{gw.url}/status").text
     assert "pool refreshes failing since" in page
     sandbox.server.set_plan(FaultPlan())
-    httpx.post(f"{gw.url}/admin/refresh", headers={"Authorization": "Bearer admin"}, timeout=30).raise_for_status()
+    httpx.post(f"{gw.url}/admin/refresh", headers={"Authorization": "Bearer admin-key-backoff"}, timeout=30).raise_for_status()
     ready = httpx.get(f"{gw.url}/readyz").json()
     assert ready["status"] == "ready" and "stale_since" not in ready
     assert "turnout_pool_refresh_consecutive_failures 0.0" in httpx.get(f"{gw.url}/metrics").text

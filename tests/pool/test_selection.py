@@ -170,7 +170,7 @@ def test_every_pooled_model_is_callable_by_its_id(catalogue: Catalogue) -> None:
 
 
 def test_alias_groups_carry_fallbacks_and_descriptions(catalogue: Catalogue) -> None:
-    pool = build(catalogue, config=settings(fallbacks={"free": ["paid"]}))
+    pool = build(catalogue, config=settings(fallbacks={"free": ["paid"]}, sandbox="off"))
     auto, free = pool.groups["auto"], pool.groups["free"]
     assert auto.context_window_fallbacks == ("long",) and auto.kind == "alias"
     assert free.fallbacks == ("paid",)

@@ -97,7 +97,7 @@ def test_static_only_mode_reads_nothing_upstream_and_is_ready(start_gateway: Cal
     monkeypatch.setenv("SANDBOX_UPSTREAM_KEY", "sk-static-test-key")
     with tcp_listener() as (port, received):
         gw = start_gateway(sandbox="auto", openrouter_api_key=None, openrouter_base_url=f"http://127.0.0.1:{port}/api/v1",
-                           pool={"enabled": False},
+                           pool={"enabled": False}, admin_key="admin-key-static",
                            deployments=[{"name": "local", "model": f"openai/{MODEL}", "api_base": sandbox.base_url,
                                          "wire": "openai", "api_key_env": "SANDBOX_UPSTREAM_KEY"}])
         ready = httpx.get(f"{gw.url}/readyz").json()
@@ -106,7 +106,8 @@ def test_static_only_mode_reads_nothing_upstream_and_is_ready(start_gateway: Cal
                           json={"model": "local", "messages": [{"role": "user", "content": "hi"}]})
         assert resp.status_code == 200
         assert sorted(g for g in gw.state.holder.current.pool.groups) == ["local"]
-        httpx.post(f"{gw.url}/admin/refresh", timeout=30).raise_for_status()  # rebuilds from config alone
+        httpx.post(f"{gw.url}/admin/refresh", timeout=30,  # rebuilds from config alone
+                   headers={"Authorization": "Bearer admin-key-static"}).raise_for_status()
         assert httpx.get(f"{gw.url}/readyz").json()["status"] == "ready"
         assert received == [], "nothing may reach the OpenRouter address"
     assert "sandbox" not in caplog.text

@@ -58,7 +58,8 @@ def test_a_broken_persisted_pool_starts_from_static_deployments(start_gateway: C
 def test_a_good_persisted_pool_is_served(start_gateway: Callable[..., Any], sandbox: Any, tmp_path: Path) -> None:
     data_dir = tmp_path / "persisted"
     data_dir.mkdir()
-    (data_dir / "pool.json").write_text(json.dumps(_pool()))
+    # A persisted pool is served only for the OpenRouter address it was built for (issue 14).
+    (data_dir / "pool.json").write_text(json.dumps(_pool(deployments=[{**DEPLOYMENT, "api_base": sandbox.base_url}])))
     sandbox.server.set_plan(FaultPlan(catalogue_error=500))
     gw = start_gateway(data_dir=data_dir, pool={"health": {"enabled": False}})
     ready = httpx.get(f"{gw.url}/readyz", timeout=10).json()
