@@ -62,6 +62,16 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def app_from_env() -> FastAPI:
+    """`turnout serve --workers N`: each worker process builds its app from the environment."""
+    from turnout.config import load_settings
+    from turnout.observability.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings

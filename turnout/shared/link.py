@@ -169,6 +169,9 @@ class RedisLink:
                     await callback()
                 except SharedStateDown:
                     break
+                except Exception as exc:  # one part failing to resync must not stop the others
+                    log.warning("shared state resync %s failed: %s: %s", getattr(callback, "__qualname__", "?"),
+                                type(exc).__name__, str(exc)[:200])
             if self._up:
                 return
 
