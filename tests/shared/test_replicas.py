@@ -105,8 +105,8 @@ def test_three_replicas_spend_one_account_free_budget(trio: list[Replica], sandb
     assert elapsed < 60, "all 120 inside one minute window"
     assert 0 < len(calls) <= 20
     assert not [c for c in calls if c.outcome.startswith("429_free")]
-    assert {r.headers["x-turnout-tier"] for r in answers} >= {"paid"} if "x-turnout-tier" in answers[0].headers \
-        else True
+    models = [r.headers["x-turnout-model"] for r in answers]
+    assert sum(not m.endswith(":free") for m in models) >= 100  # the rest spilled to paid models
 
 
 def test_a_cooldown_on_one_replica_is_honoured_by_the_others_within_a_second(trio: list[Replica],
