@@ -50,3 +50,19 @@ def test_passive_health_from_one_replica_reaches_the_other(start_gateway: Callab
         time.sleep(0.1)
     assert answered <= set(seen), (answered, set(seen))
     assert all(seen[d].success_rate == 1.0 for d in answered)
+
+
+def test_the_shared_state_gauges_exist_with_redis(start_gateway: Callable[..., LiveGateway],
+                                                  redis_server: RedisProcess) -> None:
+    import re
+    from pathlib import Path
+
+    gw = start_gateway(shared_state={"redis_url": redis_server.url, "op_timeout_s": 0.5})
+    text = httpx.get(f"{gw.url}/metrics", timeout=10).text
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    shared_only = set(re.findall(r"`(turnout_[a-z_]+)` \| gauge \| — \| With `shared_state` only", readme))
+    assert len(shared_only) == 3
+    for name in shared_only:
+        assert re.search(rf"^{name} ", text, re.M), name
+    assert re.search(r"^turnout_shared_state_up 1\.0$", text, re.M)
+    assert re.search(r"^turnout_shared_state_leader 1\.0$", text, re.M)
