@@ -108,12 +108,16 @@ class RedisLink:
         if not self._up:
             raise SharedStateDown(self.reason or "down")
         try:
-            found = await asyncio.wait_for(op(self._client), timeout=timeout_s or self.settings.op_timeout_s)
+            async with asyncio.timeout(timeout_s or self.settings.op_timeout_s):  # no task per call, unlike wait_for
+                found = await op(self._client)
         except (TimeoutError, redis.exceptions.TimeoutError) as exc:
             self._timeouts += 1
             if self._timeouts >= TIMEOUTS_DOWN:
                 self._went_down(exc)
             raise SharedStateDown(f"Redis slower than {self.settings.op_timeout_s}s") from None
+        except redis.exceptions.ResponseError:
+            self._timeouts = 0
+            raise  # Redis answered (NOSCRIPT, a wrong type): up, and the caller's to handle
         except (redis.exceptions.RedisError, OSError) as exc:
             self._went_down(exc)
             raise SharedStateDown(self.reason or "down") from None
@@ -129,7 +133,7 @@ class RedisLink:
         task.add_done_callback(self._tasks.discard)
 
     async def _quiet(self, op: Callable[[Any], Awaitable[Any]]) -> None:
-        with contextlib.suppress(SharedStateDown):
+        with contextlib.suppress(SharedStateDown, redis.exceptions.RedisError):
             await self.call(op, timeout_s=max(self.settings.op_timeout_s, 0.5))
 
     def _went_down(self, exc: BaseException) -> None:
