@@ -33,6 +33,7 @@ from turnout.observability.metrics import Metrics, MetricsObserver, RefreshMetri
 from turnout.pool.provider_health import PassiveStats
 from turnout.pool.refresh import PoolManager
 from turnout.routing.admission import LocalAdmission
+from turnout.routing.credits import PaidCredits
 from turnout.routing.engine import Engine
 from turnout.routing.feedback import PassiveFeedback
 from turnout.routing.free_tier import FreeTierBudget
@@ -106,7 +107,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         passive = shared.passive if shared is not None else PassiveStats()
         metrics = Metrics(version=app.version)
         api_key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
-        manager = PoolManager(settings=settings, holder=holder, http=http, base_url=settings.openrouter_base_url,
+        credits = PaidCredits()
+        manager = PoolManager(settings=settings, holder=holder, credits=credits, http=http, base_url=settings.openrouter_base_url,
                               api_key=api_key or ("sandbox" if settings.use_sandbox else None), passive=passive,
                               budget=budget, observer=RefreshMetrics(metrics), busy=lambda: metrics.active > 0,
                               after_key=shared.push_budget if shared is not None else None)
@@ -118,7 +120,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = Engine(settings=settings, wire=OpenAIWire(session, connect_s=settings.timeouts.connect_s),
                         budget=budget, holder=holder, observer=PassiveFeedback(passive, then=MetricsObserver(metrics)),
                         sessions=sessions, admission=shared.admission if shared is not None else local,
-                        on_bench=shared.cooldowns.benched if shared is not None else None)
+                        on_bench=shared.cooldowns.benched if shared is not None else None, credits=credits)
         metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine,
                       shared=shared.status if shared is not None else None)
         app.state.turnout = AppState(settings=settings, holder=holder, engine=engine, budget=budget,

@@ -41,8 +41,11 @@ async def readyz(state: State) -> JSONResponse:
         shared_status = shared.status()
         body["shared_state"] = {k: shared_status[k] for k in ("up", "reason", "leader", "pool_version")
                                 if k in shared_status}
+    credits = state.engine.credits
     if pool.degraded_reason:
         body.update(status="degraded", reason=pool.degraded_reason)
+    elif credits.out:
+        body.update(status="degraded", reason=credits.reason())
     elif shared is not None and not body["shared_state"]["up"]:
         body.update(status="degraded",
                     reason=f"shared state: {body['shared_state']['reason']}; serving from this replica's state")
