@@ -120,7 +120,7 @@ async def micro(redis_url: str, n: int) -> dict[str, float]:
     from turnout.pool.model import Deployment
     from turnout.routing.admission import LocalAdmission
     from turnout.routing.free_tier import FreeTierBudget
-    from turnout.shared.admission import SharedAdmission
+    from turnout.shared.account_limits import SharedAdmission
     from turnout.shared.link import RedisLink
 
     dep = Deployment(id="d", model="m", provider="openai", upstream_model="m", wire="openai",

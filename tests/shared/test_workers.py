@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ def test_two_workers_share_one_redis(redis_server: RedisProcess, sandbox: Any, t
             resp = httpx.post(f"{replica.url}/v1/chat/completions", timeout=60,
                               json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
             assert resp.status_code == 200, resp.text
+        deadline = time.monotonic() + 120  # the second worker may still be importing LiteLLM
+        while replica.log.read_text().count("Application startup complete") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         log = replica.log.read_text()
         assert log.count("Started server process") == 2  # one per worker (the supervisor logs "Started parent")
         assert log.count("shared state up") == 2
