@@ -39,7 +39,8 @@ local cutoff = now - 60
 local function wait_for(key)
   local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   if oldest[2] == nil then return '1' end
-  return tostring(tonumber(oldest[2]) + 60 - now)
+  -- replicas' clocks differ a little: never more than the window, never negative
+  return tostring(math.max(0, math.min(60, tonumber(oldest[2]) + 60 - now)))
 end
 if free then
   local stop = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -86,7 +87,8 @@ local cutoff = now - 60
 local function wait_for(key)
   local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   if oldest[2] == nil then return '1' end
-  return tostring(tonumber(oldest[2]) + 60 - now)
+  -- replicas' clocks differ a little: never more than the window, never negative
+  return tostring(math.max(0, math.min(60, tonumber(oldest[2]) + 60 - now)))
 end
 if rpm > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
@@ -152,7 +154,13 @@ class SharedAdmission:
         args = [repr(now), f"{self._salt}:{next(self._ids)}", "1" if free else "0", budget.per_minute,
                 -1 if per_day is None else per_day, dep.rpm or 0, dep.tpm or 0, (int(now // 86400) + 1) * 86400]
         try:
-            reply: list[Any] = await self._link.call(lambda client: self._admit(keys=keys, args=args, client=client))
+            reply: list[Any] = await self._link.call(
+                lambda client: self._link.lane.command("EVALSHA", self._admit.sha, 5, *keys, *args))
+        except redis.exceptions.NoScriptError:  # Redis restarted empty: the script object loads it again
+            try:
+                reply = await self._link.call(lambda client: self._admit(keys=keys, args=args, client=client))
+            except (SharedStateDown, redis.exceptions.RedisError):
+                return self.local.admit_now(dep)
         except (SharedStateDown, redis.exceptions.RedisError):  # no Redis error reaches a request
             return self.local.admit_now(dep)
         if int(reply[0]) == 1:
@@ -177,7 +185,7 @@ class SharedAdmission:
         args = [repr(self._clock()), f"{self._salt}:{next(self._ids)}", dep.rpm or 0, dep.tpm or 0]
         try:
             reply: list[Any] = await self._link.call(
-                lambda client: client.evalsha(self._limited.sha, 2, *keys, *args))
+                lambda client: self._link.lane.command("EVALSHA", self._limited.sha, 2, *keys, *args))
         except redis.exceptions.NoScriptError:  # Redis restarted empty: the script object loads it again
             try:
                 reply = await self._link.call(lambda client: self._limited(keys=keys, args=args, client=client))

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from turnout.config import SharedStateSettings
+from turnout.shared.lane import Lane
 
 log = logging.getLogger("turnout.shared")
 T = TypeVar("T")
@@ -59,6 +60,7 @@ class RedisLink:
         self.name = name or replica_name()
         self._clock = clock
         self._client = _client(settings, blocking=False)
+        self.lane = Lane(settings)  # the per-attempt script, on a leaner connection
         self._up = False
         self._timeouts = 0  # in a row
         self.reason: str | None = "not connected yet"
@@ -101,6 +103,7 @@ class RedisLink:
                 await self._reconnect
         for task in list(self._tasks):
             task.cancel()
+        self.lane.close()
         await self._client.aclose()
 
     async def call(self, op: Callable[[Any], Awaitable[T]], *, timeout_s: float | None = None) -> T:
@@ -163,6 +166,7 @@ class RedisLink:
             await asyncio.sleep(delay)
             try:
                 await self._client.connection_pool.disconnect()
+                self.lane.close()
                 await asyncio.wait_for(self._client.ping(), timeout=max(0.5, self.settings.op_timeout_s))
             except (redis.exceptions.RedisError, OSError, TimeoutError):
                 delay = min(self.settings.reconnect_max_s, delay * 2)
