@@ -3,6 +3,7 @@
     link.RedisLink                  one client, every call bounded by `op_timeout_s`; up/down,
                                     logged once per change, reconnect with backoff, resync
     account_limits.SharedAdmission  the free quota and rpm/tpm, one Lua call per attempt
+    lane.Lane                       that call's pipelined connection (no pool, no lock)
     benches.SharedCooldowns         benches written once, read by every replica each `sync_s`
     pins.RedisPins                  sticky pins: a local copy first, Redis behind it
     passive.SharedPassive           passive health samples every replica reads

@@ -149,12 +149,18 @@ class Lane:
                 return self._protocol
             loop = asyncio.get_running_loop()
             context = ssl.create_default_context() if self._tls else None
-            _, protocol = await loop.create_connection(_Protocol, self._host, self._port, ssl=context)
-            if self._password is not None:
-                auth = ("AUTH", self._user, self._password) if self._user else ("AUTH", self._password)
-                await protocol.send(auth)
-            if self._db:
-                await protocol.send(("SELECT", self._db))
+            transport, protocol = await loop.create_connection(_Protocol, self._host, self._port, ssl=context)
+            try:
+                if self._password is not None:
+                    auth = ("AUTH", self._user, self._password) if self._user else ("AUTH", self._password)
+                    await protocol.send(auth)
+                if self._db:
+                    await protocol.send(("SELECT", self._db))
+            except BaseException as exc:
+                transport.close()
+                if isinstance(exc, redis.exceptions.ResponseError):  # a wrong password: down, not per call
+                    raise redis.exceptions.AuthenticationError(str(exc)) from None
+                raise
             self._protocol = protocol
             return protocol
 
