@@ -19,7 +19,10 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="turnout", description="A self-healing OpenAI-compatible gateway.")
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("serve", help="run the gateway (default)")
+    serve_cmd = sub.add_parser("serve", help="run the gateway (default)")
+    serve_cmd.add_argument("--workers", type=int, default=None,
+                           help="processes on this host (default: TURNOUT_WORKERS or 1); more than 1 needs "
+                                "shared_state (Redis) or shared_state.accept_per_process_state")
     pool = sub.add_parser("pool", help="print the pool the current catalogue gives")
     pool.add_argument("--format", choices=["table", "json", "litellm"], default="table")
     pool.add_argument("--catalogue", help="read the catalogue from this JSON file instead of OpenRouter")
@@ -40,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from turnout.config import ConfigError, load_settings
 
+    overrides = {"workers": args.workers} if getattr(args, "workers", None) is not None else {}
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except ConfigError as exc:
         print(f"turnout: {exc}", file=sys.stderr)
         return 2
@@ -69,9 +73,17 @@ def serve(settings: Any) -> int:
     # uvicorn re-raises SIGTERM once it has shut down gracefully; with the default action the
     # process would die holding its last batched log lines ("Application shutdown complete").
     signal.signal(signal.SIGTERM, _flush_logs_then_die)
+    if settings.workers > 1:
+        # Each worker process builds its own app (and Settings) from the same environment and file.
+        os.environ["TURNOUT_WORKERS"] = str(settings.workers)
+        app: Any = "turnout.main:app_from_env"
+    else:
+        app = create_app(settings)
     try:
         uvicorn.run(
-            create_app(settings),
+            app,
+            factory=settings.workers > 1,
+            workers=settings.workers if settings.workers > 1 else None,
             host=settings.host,
             port=settings.port,
             log_config=None,

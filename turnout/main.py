@@ -36,6 +36,7 @@ from turnout.observability.redaction import LogRedaction, Redactor
 from turnout.pool.provider_health import PassiveStats
 from turnout.pool.refresh import PoolManager
 from turnout.routing.admission import LocalAdmission
+from turnout.routing.credits import PaidCredits
 from turnout.routing.engine import Engine
 from turnout.routing.feedback import PassiveFeedback
 from turnout.routing.free_tier import FreeTierBudget
@@ -68,6 +69,18 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (models, images, readiness, admin, scrape, status):
         app.include_router(module.router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """`turnout serve --workers N`: each worker process builds its app from the environment."""
+    from turnout.api.http_limits import WorkerHttpToolsProtocol
+    from turnout.config import load_settings
+    from turnout.observability.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    WorkerHttpToolsProtocol.limits = settings.server
+    return create_app(settings)
 
 
 @contextlib.asynccontextmanager
@@ -113,7 +126,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         passive = shared.passive if shared is not None else PassiveStats()
         metrics = Metrics(version=app.version)
         api_key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
-        manager = PoolManager(settings=settings, holder=holder, http=http, base_url=settings.openrouter_base_url,
+        credits = PaidCredits()
+        manager = PoolManager(settings=settings, holder=holder, credits=credits, http=http, base_url=settings.openrouter_base_url,
                               api_key=api_key or ("sandbox" if settings.use_sandbox else None), passive=passive,
                               budget=budget, observer=RefreshMetrics(metrics), busy=lambda: metrics.active > 0,
                               after_key=shared.push_budget if shared is not None else None)
@@ -125,7 +139,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = Engine(settings=settings, wire=OpenAIWire(session, connect_s=settings.timeouts.connect_s),
                         budget=budget, holder=holder, observer=PassiveFeedback(passive, then=MetricsObserver(metrics)),
                         sessions=sessions, admission=shared.admission if shared is not None else local,
-                        on_bench=shared.cooldowns.benched if shared is not None else None)
+                        on_bench=shared.cooldowns.benched if shared is not None else None, credits=credits)
         metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine,
                       shared=shared.status if shared is not None else None)
         app.state.turnout = AppState(settings=settings, holder=holder, engine=engine, budget=budget,

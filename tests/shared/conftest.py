@@ -60,8 +60,8 @@ class RedisProcess:
         os.kill(self.proc.pid, signal.SIGCONT)
 
     def kill(self) -> None:
+        """SIGKILL, stopped or not (no SIGCONT first: a resumed server would answer what was queued)."""
         if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.proc = None

@@ -12,7 +12,7 @@ from turnout.config import FreeTierSettings, SharedStateSettings
 from turnout.pool.model import Deployment
 from turnout.routing.admission import LocalAdmission
 from turnout.routing.free_tier import FreeTierBudget
-from turnout.shared.admission import SharedAdmission
+from turnout.shared.account_limits import SharedAdmission
 from turnout.shared.link import TIMEOUTS_DOWN, RedisLink
 
 FREE = Deployment(id="m:free", model="m:free", provider="openrouter", upstream_model="m:free", wire="openai",
@@ -21,8 +21,9 @@ LIMITED = Deployment(id="local", model="local", provider="openai", upstream_mode
                      api_base="http://127.0.0.1:9", credential=None, tier="static", rpm=3)
 
 
-async def replicas(server: RedisProcess, n: int, *, op_timeout_s: float = 1.0, **free: int) -> list[SharedAdmission]:
-    """Generous timeouts (a busy machine) unless a test is about them."""
+async def replicas(server: RedisProcess, n: int, *, op_timeout_s: float = 5.0, **free: int) -> list[SharedAdmission]:
+    """Generous timeouts unless a test is about them: a call that times out is decided locally,
+    which is right for a slow Redis but would blur what these tests count on a busy machine."""
     found = []
     for _ in range(n):
         link = RedisLink(SharedStateSettings(redis_url=server.url, key_prefix="t:", op_timeout_s=op_timeout_s))

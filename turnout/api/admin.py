@@ -30,6 +30,7 @@ async def admin_pool(state: State) -> dict[str, Any]:
             "available": state.budget.available(),
             "remaining_minute": state.budget.remaining_minute(),
             "remaining_day": state.budget.remaining_day(),
+            "used_today": state.budget.day_count(),
             "exhausted_until": state.budget.exhausted_until,
         },
         "groups": {

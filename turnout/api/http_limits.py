@@ -118,11 +118,22 @@ def limited_protocol(limits: ServerSettings) -> type[HttpToolsProtocol]:
     return type("LimitedHttpToolsProtocol", (_LimitedProtocol,), {"limits": limits})
 
 
+class WorkerHttpToolsProtocol(_LimitedProtocol):
+    """The importable protocol for `turnout serve --workers N`: uvicorn pickles its config into
+    each worker process, and a class made by `limited_protocol` does not pickle. Each worker's
+    app factory (`turnout.main.app_from_env`) sets its limits before the first connection."""
+
+    limits = ServerSettings()
+
+
+WORKER_PROTOCOL = f"{__name__}:WorkerHttpToolsProtocol"
+
+
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """What `turnout serve` passes to uvicorn besides the app, the address and logging."""
     limits = settings.server
     return {
-        "http": limited_protocol(limits),
+        "http": limited_protocol(limits) if settings.workers <= 1 else WORKER_PROTOCOL,
         "timeout_keep_alive": limits.keep_alive_s,
         "h11_max_incomplete_event_size": limits.max_header_bytes,
         "limit_concurrency": limits.max_connections,

@@ -48,10 +48,13 @@ async def readyz(state: State) -> JSONResponse:
         shared_status = shared.status()
         body["shared_state"] = {k: shared_status[k] for k in ("up", "reason", "leader", "pool_version")
                                 if k in shared_status}
+    credits = state.engine.credits
     if pool.degraded_reason:
         body.update(status="degraded", reason=pool.degraded_reason)
     if stale is not None:
         body.update(status="degraded", reason="; ".join(filter(None, (body.get("reason"), stale))))
+    if credits.out:
+        body.update(status="degraded", reason="; ".join(filter(None, (body.get("reason"), credits.reason()))))
     if shared is not None and not body["shared_state"]["up"]:
         lost = f"shared state: {body['shared_state']['reason']}; serving from this replica's state"
         body.update(status="degraded", reason="; ".join(filter(None, (body.get("reason"), lost))))

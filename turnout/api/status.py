@@ -180,7 +180,7 @@ def _tiles(view: StatusView) -> str:
     cards = [
         _tile(f"Requests · {span}", f"{total_req:,}", req_sub, _rate_class(ok_req, total_req)),
         _tile(f"Upstream · {span}", f"{total_att:,}", att_sub, _rate_class(ok_att, total_att)),
-        _tile("Pool", f"{sum(view.tiers.values())}<small>deployments</small>", tiers),
+        _pool_tile(view, tiers),
         _budget_tile(view),
         _refresh_tile(view),
         _tile("Benched now", str(benched), f"{len(view.gated)} gated by health", "bad" if benched else "good"),
@@ -191,6 +191,14 @@ def _tiles(view: StatusView) -> str:
 def _tile(title: str, big: str, sub: str, tone: str = "") -> str:
     return (f'<div class="tile"><h3>{escape(title)}</h3><div class="big {tone}">{big}</div>'
             f'<div class="sub">{sub}</div></div>')
+
+
+def _pool_tile(view: StatusView, tiers: str) -> str:
+    credits = view.refresh.get("paid_credits") or {}
+    if credits.get("out"):
+        return _tile("Pool", f"{sum(view.tiers.values())}<small>deployments</small>",
+                     f"{tiers}<br>paid OpenRouter models off: no credits (402) · until a refresh finds credit", "bad")
+    return _tile("Pool", f"{sum(view.tiers.values())}<small>deployments</small>", tiers)
 
 
 def _budget_tile(view: StatusView) -> str:

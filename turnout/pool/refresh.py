@@ -31,6 +31,7 @@ from turnout.pool.model import Pool, make_pool, static_groups
 from turnout.pool.pacing import Pacer, no_pause
 from turnout.pool.pipeline import pool_from_catalogue
 from turnout.pool.provider_health import HealthCycle, HealthScore, PassiveStats
+from turnout.routing.credits import PaidCredits
 from turnout.routing.free_tier import FreeTierBudget, daily_allowance
 from turnout.routing.snapshot import SnapshotHolder, build_snapshot, build_snapshot_paced
 
@@ -98,7 +99,9 @@ class PoolManager:
         after_key: Callable[[], Awaitable[None]] | None = None,
         may_refresh: Callable[[], bool] = lambda: True,
         on_published: Callable[[Pool], Awaitable[None]] | None = None,
+        credits: PaidCredits | None = None,
     ) -> None:
+        self.credits = credits or PaidCredits()
         # Shared state: only the leader refreshes (`may_refresh`) and publishes to the others
         # (`on_published`); the others `adopt` what it published.
         self._may_refresh = may_refresh
@@ -247,6 +250,23 @@ class PoolManager:
         if self._after_key is not None:
             await self._after_key()
 
+    async def _check_credits(self) -> None:
+        """After a 402: GET /credits; credit left (total_credits > total_usage) lets paid models serve again."""
+        try:
+            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+            resp = await self._http.get(f"{self._base_url}/credits", headers=headers,
+                                        timeout=self._settings.pool.health.timeout_s)
+            data = resp.json().get("data") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            log.warning("could not read the account's credits: %s", _describe(exc))
+            return
+        if not isinstance(data, dict):
+            return
+        total, used = data.get("total_credits"), data.get("total_usage")
+        if isinstance(total, int | float) and isinstance(used, int | float) and total > used:
+            self.credits.restored()
+            log.info("the account has credit again: paid OpenRouter models serve again")
+
     # -- one refresh --------------------------------------------------------------------
 
     async def refresh(self, *, full: bool) -> Pool:
@@ -295,6 +315,8 @@ class PoolManager:
     async def _rebuild(self, *, full: bool) -> Pool:
         if self._holder.current is not None:  # the start read it already
             await self._learn_free_tier()
+        if self.credits.out:
+            await self._check_credits()
         now = self._clock()
         settings = self._settings
         # The pure steps run in worker threads and the Router is filled on the event loop, all
@@ -403,6 +425,8 @@ class PoolManager:
             "next_retry_at": self.backoff.retry_at,
             "catalogue_models": len(self._catalogue.models) if self._catalogue else 0,
             "key": dict(self.key_info),
+            "paid_credits": {"out": self.credits.out, "since": self.credits.out_since,
+                             "reason": self.credits.reason()},
         }
 
 

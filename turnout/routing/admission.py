@@ -4,7 +4,7 @@ The engine asks `admit` once per attempt it is about to start, for deployments t
 or carry a limit (others pass without a word). The answer is final for that attempt: a
 refused free deployment makes the walk drop every free one, a deployment at its limit is
 skipped like a cooled-down one. `LocalAdmission` decides in this process; the shared one
-(`turnout.shared.admission.SharedAdmission`) decides across replicas in one Redis round trip
+(`turnout.shared.account_limits.SharedAdmission`) decides across replicas in one Redis round trip
 and falls back to the local one while Redis is away.
 """
 

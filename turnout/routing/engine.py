@@ -28,6 +28,7 @@ from turnout.pool.model import OPENROUTER_CREDENTIAL, Deployment
 from turnout.routing.admission import Admission, LocalAdmission
 from turnout.routing.continuation import Opened, PrefillMemory, ResumingStream
 from turnout.routing.cooldowns import CooldownPolicy
+from turnout.routing.credits import PaidCredits
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.hedge import CallFailed, HedgedCall, race
 from turnout.routing.openrouter_fields import clamp_max_price
@@ -127,7 +128,9 @@ class Engine:
         sessions: StickySessions | None = None,
         admission: Admission | None = None,
         on_bench: Callable[[list[str], float, int, str], None] | None = None,
+        credits: PaidCredits | None = None,
     ) -> None:
+        self.credits = credits or PaidCredits()
         self._settings = settings
         self._holder = holder
         self._wire = wire
@@ -354,6 +357,8 @@ class Engine:
     def _excluded(self, walk: _Walk) -> set[str]:
         """Deployments this request may not use: unfit, at their rpm/tpm limit, or free while the free quota is spent."""
         excluded = walk.unfit | walk.limited.keys() if walk.limited else walk.unfit
+        if self.credits.out:
+            excluded = excluded | walk.snapshot.fitness.paid_openrouter
         if walk.free_refused is not None or not self._budget.available():
             return excluded | walk.snapshot.fitness.free
         return excluded
@@ -412,6 +417,8 @@ class Engine:
             raise self._final_error(walk, group)
         if error.kind == "daily_quota" and error.reset_at is not None:
             self._admission.exhaust(error.reset_at)
+        if error.kind == "payment" and dep.id in walk.snapshot.fitness.paid_openrouter:
+            self.credits.refused()
         if error.failure.bench == "credential" and dep.credential is not None:
             # the same credential fails the same way for this request: do not spend attempts on it
             walk.unfit |= {d.id for d in walk.snapshot.pool.deployments.values() if d.credential == dep.credential}

@@ -3,7 +3,7 @@
 A deployment at its limit is skipped like a cooled-down one; `retry_after` says when the
 oldest request (or token) in its window leaves it. Requests count when they are admitted;
 tokens when an answer reports them (an answer without usage counts its prompt estimate).
-With shared state the same decision is made across replicas (`turnout.shared.admission`);
+With shared state the same decision is made across replicas (`turnout.shared.account_limits`);
 this class is the default and the fallback while Redis is away. Pure: time comes from `clock`.
 """
 

@@ -47,6 +47,7 @@ class Fitness:
     no_vision: frozenset[str]
     no_image_output: frozenset[str]
     free: frozenset[str]
+    paid_openrouter: frozenset[str]  # skipped while the account has no credits (routing.credits)
     context_limits: tuple[int, ...]  # ascending
     context_ids: tuple[str, ...]  # the deployment with each limit
 
@@ -58,6 +59,8 @@ class Fitness:
                    no_vision=frozenset(d.id for d in deps if not d.capabilities.vision),
                    no_image_output=frozenset(d.id for d in deps if not d.capabilities.image_output),
                    free=frozenset(d.id for d in deps if d.tier == "free"),
+                   paid_openrouter=frozenset(d.id for d in deps
+                                             if d.tier == "paid" and d.credential == OPENROUTER_CREDENTIAL),
                    context_limits=tuple(n for n, _ in by_context), context_ids=tuple(i for _, i in by_context))
 
     def unfit(self, *, tools: bool, vision: bool, prompt_tokens: int, image_output: bool = False) -> set[str]:

@@ -38,8 +38,14 @@ _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# ARGV: the pool, the version this replica serves. Versions never go back, even after Redis
+# lost its data (restarted without persistence): followers compare with what they serve.
 _PUBLISH = """
 local version = redis.call('INCR', KEYS[1])
+if version <= tonumber(ARGV[2]) then
+  version = tonumber(ARGV[2]) + 1
+  redis.call('SET', KEYS[1], version)
+end
 redis.call('SET', KEYS[2], ARGV[1])
 return version
 """
@@ -58,6 +64,14 @@ class PoolLeader:
         self.is_leader = False
         self.version = 0  # of the pool this replica serves (built here or adopted)
         self.adopted = 0
+        link.on_resync(self._resync)
+
+    async def _resync(self) -> None:
+        """Redis is back (maybe empty): the leader stores its pool again for the others."""
+        await self._try_lock()
+        pool = self._manager.current_pool()
+        if self.is_leader and pool is not None:
+            await self.published(pool)
 
     def may_refresh(self) -> bool:
         return self.is_leader or not self._link.up
@@ -89,7 +103,8 @@ class PoolLeader:
         data = await asyncio.to_thread(lambda: dumps(pool.to_json()))
         try:
             version = await self._link.call(
-                lambda client: self._publish(keys=[self._version_key, self._pool_key], args=[data], client=client),
+                lambda client: self._publish(keys=[self._version_key, self._pool_key], args=[data, self.version],
+                                             client=client),
                 timeout_s=_POOL_TIMEOUT_S)
         except SharedStateDown:
             return

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from turnout.config import SharedStateSettings
+from turnout.shared.lane import Lane
 
 log = logging.getLogger("turnout.shared")
 T = TypeVar("T")
@@ -59,6 +60,7 @@ class RedisLink:
         self.name = name or replica_name()
         self._clock = clock
         self._client = _client(settings, blocking=False)
+        self.lane = Lane(settings)  # the per-attempt script, on a leaner connection
         self._up = False
         self._timeouts = 0  # in a row
         self.reason: str | None = "not connected yet"
@@ -101,6 +103,7 @@ class RedisLink:
                 await self._reconnect
         for task in list(self._tasks):
             task.cancel()
+        self.lane.close()
         await self._client.aclose()
 
     async def call(self, op: Callable[[Any], Awaitable[T]], *, timeout_s: float | None = None) -> T:
@@ -108,12 +111,16 @@ class RedisLink:
         if not self._up:
             raise SharedStateDown(self.reason or "down")
         try:
-            found = await asyncio.wait_for(op(self._client), timeout=timeout_s or self.settings.op_timeout_s)
+            async with asyncio.timeout(timeout_s or self.settings.op_timeout_s):  # no task per call, unlike wait_for
+                found = await op(self._client)
         except (TimeoutError, redis.exceptions.TimeoutError) as exc:
             self._timeouts += 1
             if self._timeouts >= TIMEOUTS_DOWN:
                 self._went_down(exc)
             raise SharedStateDown(f"Redis slower than {self.settings.op_timeout_s}s") from None
+        except redis.exceptions.ResponseError:
+            self._timeouts = 0
+            raise  # Redis answered (NOSCRIPT, a wrong type): up, and the caller's to handle
         except (redis.exceptions.RedisError, OSError) as exc:
             self._went_down(exc)
             raise SharedStateDown(self.reason or "down") from None
@@ -129,7 +136,7 @@ class RedisLink:
         task.add_done_callback(self._tasks.discard)
 
     async def _quiet(self, op: Callable[[Any], Awaitable[Any]]) -> None:
-        with contextlib.suppress(SharedStateDown):
+        with contextlib.suppress(SharedStateDown, redis.exceptions.RedisError):
             await self.call(op, timeout_s=max(self.settings.op_timeout_s, 0.5))
 
     def _went_down(self, exc: BaseException) -> None:
@@ -159,6 +166,7 @@ class RedisLink:
             await asyncio.sleep(delay)
             try:
                 await self._client.connection_pool.disconnect()
+                self.lane.close()
                 await asyncio.wait_for(self._client.ping(), timeout=max(0.5, self.settings.op_timeout_s))
             except (redis.exceptions.RedisError, OSError, TimeoutError):
                 delay = min(self.settings.reconnect_max_s, delay * 2)
@@ -169,6 +177,9 @@ class RedisLink:
                     await callback()
                 except SharedStateDown:
                     break
+                except Exception as exc:  # one part failing to resync must not stop the others
+                    log.warning("shared state resync %s failed: %s: %s", getattr(callback, "__qualname__", "?"),
+                                type(exc).__name__, str(exc)[:200])
             if self._up:
                 return
 

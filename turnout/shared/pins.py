@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis.exceptions
+
 from turnout.routing.sticky import InProcessPins
 from turnout.shared.link import RedisLink, SharedStateDown
 
@@ -30,7 +32,7 @@ class RedisPins:
             return found
         try:
             raw = await self._link.call(lambda client: client.get(self._key(key)))
-        except SharedStateDown:
+        except (SharedStateDown, redis.exceptions.RedisError):  # no Redis error reaches a request
             return None
         if raw is None:
             return None

@@ -12,8 +12,8 @@ from turnout.pool.refresh import PoolManager
 from turnout.routing.admission import LocalAdmission
 from turnout.routing.snapshot import SnapshotHolder
 from turnout.routing.sticky import InProcessPins
-from turnout.shared.admission import SharedAdmission
-from turnout.shared.cooldowns import SharedCooldowns
+from turnout.shared.account_limits import SharedAdmission
+from turnout.shared.benches import SharedCooldowns
 from turnout.shared.leader import PoolLeader
 from turnout.shared.link import RedisLink, SharedStateDown
 from turnout.shared.passive import SharedPassive

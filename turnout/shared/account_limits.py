@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis.exceptions
+
 from turnout.pool.model import Deployment
 from turnout.routing.admission import LocalAdmission, Refusal
 from turnout.routing.free_tier import FreeTierBudget
@@ -37,7 +39,8 @@ local cutoff = now - 60
 local function wait_for(key)
   local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   if oldest[2] == nil then return '1' end
-  return tostring(tonumber(oldest[2]) + 60 - now)
+  -- replicas' clocks differ a little: never more than the window, never negative
+  return tostring(math.max(0, math.min(60, tonumber(oldest[2]) + 60 - now)))
 end
 if free then
   local stop = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -75,6 +78,37 @@ for _, v in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')) do out[#o
 return out
 """
 
+# A deployment that is not free: only its rpm / tpm windows (fewer keys and arguments to
+# encode on every attempt). KEYS: rpm zset, tpm zset. ARGV: now, member, rpm (0), tpm (0)
+_ADMIT_LIMITED = """
+local now, member = tonumber(ARGV[1]), ARGV[2]
+local rpm, tpm = tonumber(ARGV[3]), tonumber(ARGV[4])
+local cutoff = now - 60
+local function wait_for(key)
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if oldest[2] == nil then return '1' end
+  -- replicas' clocks differ a little: never more than the window, never negative
+  return tostring(math.max(0, math.min(60, tonumber(oldest[2]) + 60 - now)))
+end
+if rpm > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+  if redis.call('ZCARD', KEYS[1]) >= rpm then return {0, 'limit', wait_for(KEYS[1])} end
+end
+if tpm > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff)
+  local sum = 0
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    sum = sum + tonumber(string.match(m, ':(%d+)$') or '0')
+  end
+  if sum >= tpm then return {0, 'limit', wait_for(KEYS[2])} end
+end
+if rpm > 0 then
+  redis.call('ZADD', KEYS[1], now, member)
+  redis.call('PEXPIRE', KEYS[1], 61000)
+end
+return {1}
+"""
+
 # KEYS: day counter, daily-quota stop. ARGV: today's count (a floor), stop until (0: none), now
 _PUSH = """
 local day = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -96,6 +130,8 @@ class SharedAdmission:
         self._clock = clock
         self._admit = link.script(_ADMIT)
         self._push = link.script(_PUSH)
+        self._limited = link.script(_ADMIT_LIMITED)
+        self._limit_keys: dict[str, list[str]] = {}
         self._ids = itertools.count()
         self._salt = f"{link.name}:{random.getrandbits(32):08x}"
         link.on_resync(self.resync)
@@ -107,8 +143,10 @@ class SharedAdmission:
         return self._link.key("free", "day", str(int(now // 86400)))
 
     async def admit(self, dep: Deployment) -> Refusal | None:
+        if dep.tier != "free":
+            return await self._admit_limited(dep)
         now = self._clock()
-        free = dep.tier == "free"
+        free = True
         budget = self.budget
         per_day = budget.per_day
         keys = [self._link.key("free", "minute"), self._day_key(now), self._link.key("free", "stop"),
@@ -116,8 +154,14 @@ class SharedAdmission:
         args = [repr(now), f"{self._salt}:{next(self._ids)}", "1" if free else "0", budget.per_minute,
                 -1 if per_day is None else per_day, dep.rpm or 0, dep.tpm or 0, (int(now // 86400) + 1) * 86400]
         try:
-            reply: list[Any] = await self._link.call(lambda client: self._admit(keys=keys, args=args, client=client))
-        except SharedStateDown:
+            reply: list[Any] = await self._link.call(
+                lambda client: self._link.lane.command("EVALSHA", self._admit.sha, 5, *keys, *args))
+        except redis.exceptions.NoScriptError:  # Redis restarted empty: the script object loads it again
+            try:
+                reply = await self._link.call(lambda client: self._admit(keys=keys, args=args, client=client))
+            except (SharedStateDown, redis.exceptions.RedisError):
+                return self.local.admit_now(dep)
+        except (SharedStateDown, redis.exceptions.RedisError):  # no Redis error reaches a request
             return self.local.admit_now(dep)
         if int(reply[0]) == 1:
             if free:
@@ -133,6 +177,25 @@ class SharedAdmission:
                 budget.hold(now + wait)
             return Refusal("free_quota", wait)
         return Refusal("deployment_limit", wait)
+
+    async def _admit_limited(self, dep: Deployment) -> Refusal | None:
+        keys = self._limit_keys.get(dep.id)
+        if keys is None:
+            keys = self._limit_keys[dep.id] = [self._link.key("rpm", dep.id), self._link.key("tpm", dep.id)]
+        args = [repr(self._clock()), f"{self._salt}:{next(self._ids)}", dep.rpm or 0, dep.tpm or 0]
+        try:
+            reply: list[Any] = await self._link.call(
+                lambda client: self._link.lane.command("EVALSHA", self._limited.sha, 2, *keys, *args))
+        except redis.exceptions.NoScriptError:  # Redis restarted empty: the script object loads it again
+            try:
+                reply = await self._link.call(lambda client: self._limited(keys=keys, args=args, client=client))
+            except (SharedStateDown, redis.exceptions.RedisError):
+                return self.local.admit_now(dep)
+        except (SharedStateDown, redis.exceptions.RedisError):
+            return self.local.admit_now(dep)
+        if int(reply[0]) == 1:
+            return None
+        return Refusal("deployment_limit", max(0.0, float(reply[2])))
 
     def spend_tokens(self, dep: Deployment, tokens: int) -> None:
         self.local.spend_tokens(dep, tokens)
