@@ -42,7 +42,13 @@ class EdgeRequest:
         if not dropped:
             return cls(chat=chat, context=context)
         return cls(chat=chat, context=context, notes={"dropped_tools": dropped},
-                   headers=((DROPPED_TOOLS_HEADER, ",".join(dropped).encode("latin-1", "replace")),))
+                   headers=((DROPPED_TOOLS_HEADER, _header_value(",".join(dropped))),))
+
+
+def _header_value(text: str) -> bytes:
+    """Printable ASCII only: a tool type is the client's text, and a control character in a header
+    makes the server refuse the whole response."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text).encode("ascii")
 
 
 class StreamEvents(Protocol):
