@@ -9,6 +9,7 @@ last minutes. Like /metrics it needs no key and shows no secret.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -306,7 +307,7 @@ def _share(view: StatusView) -> str:
 def _alias(alias: AliasView) -> str:
     fallbacks = "".join(f'<span class="chip">→ {escape(f)}</span>' for f in alias.fallbacks)
     members = f'{len(alias.rows)} member{"" if len(alias.rows) == 1 else "s"}'
-    head = (f'<h2><code>{escape(alias.name)}</code><span class="desc">{escape(alias.description)}</span>'
+    head = (f'<h2><code>{escape(alias.name)}</code><span class="desc">{_inline_code(escape(alias.description))}</span>'
             f'{fallbacks}<span class="meta">{members}</span></h2>')
     if not alias.rows:
         return f'<section class="panel alias" data-alias="{escape(alias.name)}">{head}' \
@@ -379,3 +380,8 @@ def _css() -> str:
 @functools.cache
 def _page() -> Template:
     return Template(resources.files("turnout.observability").joinpath("templates/status.html").read_text(encoding="utf-8"))
+
+
+def _inline_code(html: str) -> str:
+    """Descriptions are written as Markdown: `name` becomes <code>name</code> (after escaping)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html)
