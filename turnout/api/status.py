@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from turnout.api.deps import AppState, State
-from turnout.api.readiness import stale_reason
+from turnout.api.readiness import failing_reason, failing_static_groups, stale_reason
 from turnout.api.scrape import metrics_of
 from turnout.observability.activity import Minute
 from turnout.observability.metrics import cooling_down
@@ -126,9 +126,11 @@ def gather(state: AppState, *, version: str) -> StatusView:
             answered[tier_of[model]] = answered.get(tier_of[model], 0) + ok
     routable = any(g.members for g in pool.groups.values())
     stale = stale_reason(state.manager.backoff)
-    condition = "not ready" if not routable else ("degraded" if pool.degraded_reason or stale else "ready")
+    failing = failing_static_groups(pool, passive=state.manager.passive_health())
+    dead = failing_reason(failing) if failing else None
+    condition = "not ready" if not routable else ("degraded" if pool.degraded_reason or stale or dead else "ready")
     reason = "; ".join(filter(None, (pool.degraded_reason or (None if routable else "the pool has no deployments"),
-                                     stale))) or None
+                                     dead, stale))) or None
     return common(state=condition, reason=reason, source=pool.source, built_at=pool.built_at,
                   aliases=tuple(aliases), tiers=tiers, answered=answered)
 
