@@ -31,6 +31,7 @@ from turnout.observability.logs import FLUSH_INTERVAL_S, flush_logs
 from turnout.observability.metrics import Metrics, MetricsObserver, RefreshMetrics
 from turnout.pool.provider_health import PassiveStats
 from turnout.pool.refresh import PoolManager
+from turnout.routing.credits import PaidCredits
 from turnout.routing.engine import Engine
 from turnout.routing.feedback import PassiveFeedback
 from turnout.routing.free_tier import FreeTierBudget
@@ -88,14 +89,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         passive = PassiveStats()
         metrics = Metrics(version=app.version)
         api_key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
+        credits = PaidCredits()
         manager = PoolManager(settings=settings, holder=holder, http=http, base_url=settings.openrouter_base_url,
                               api_key=api_key or ("sandbox" if settings.use_sandbox else None), passive=passive,
-                              budget=budget, observer=RefreshMetrics(metrics), busy=lambda: metrics.active > 0)
+                              budget=budget, observer=RefreshMetrics(metrics), busy=lambda: metrics.active > 0,
+                              credits=credits)
         sessions = StickySessions(settings=settings, store=InProcessPins(max_entries=settings.sessions.max_entries),
                                   on_result=metrics.pinned)
         engine = Engine(settings=settings, wire=OpenAIWire(session, connect_s=settings.timeouts.connect_s),
                         budget=budget, holder=holder, observer=PassiveFeedback(passive, then=MetricsObserver(metrics)),
-                        sessions=sessions)
+                        sessions=sessions, credits=credits)
         metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine)
         app.state.turnout = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
                                         manager=manager, extras={"metrics": metrics})

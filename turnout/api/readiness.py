@@ -13,6 +13,7 @@ from turnout.api.deps import State
 from turnout.pool.model import Pool
 from turnout.pool.provider_health import PassiveHealth
 from turnout.pool.refresh import RefreshBackoff
+from turnout.routing.credits import PaidCredits
 
 router = APIRouter()
 _FAILING_SAMPLES = 2
@@ -51,6 +52,10 @@ async def readyz(state: State) -> JSONResponse:
     if failing:
         body.update(status="degraded", failing_groups=failing,
                     reason="; ".join(filter(None, (body.get("reason"), failing_reason(failing)))))
+    credits = credits_reason(state.engine.credits)
+    if credits is not None:
+        body.update(status="degraded", paid="off: no credits",
+                    reason="; ".join(filter(None, (body.get("reason"), credits))))
     if stale is not None:
         body.update(status="degraded", reason="; ".join(filter(None, (body.get("reason"), stale))))
     return JSONResponse(body)
@@ -67,6 +72,13 @@ def failing_static_groups(pool: Pool, *, passive: Mapping[str, PassiveHealth]) -
 
     return sorted(g.name for g in pool.groups.values()
                   if g.kind == "static" and g.members and all(failing(m.deployment_id) for m in g.members))
+
+
+def credits_reason(credits: PaidCredits) -> str | None:
+    if credits.exhausted_at is None:
+        return None
+    return (f"OpenRouter answered 402 (no credits) at {_iso(credits.exhausted_at)}: paid OpenRouter models are not "
+            "used until the next pool refresh; free models still answer")
 
 
 def failing_reason(groups: list[str]) -> str:

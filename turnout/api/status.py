@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from turnout.api.deps import AppState, State
-from turnout.api.readiness import failing_reason, failing_static_groups, stale_reason
+from turnout.api.readiness import credits_reason, failing_reason, failing_static_groups, stale_reason
 from turnout.api.scrape import metrics_of
 from turnout.observability.activity import Minute
 from turnout.observability.metrics import cooling_down
@@ -128,9 +128,11 @@ def gather(state: AppState, *, version: str) -> StatusView:
     stale = stale_reason(state.manager.backoff)
     failing = failing_static_groups(pool, passive=state.manager.passive_health())
     dead = failing_reason(failing) if failing else None
-    condition = "not ready" if not routable else ("degraded" if pool.degraded_reason or stale or dead else "ready")
+    no_credits = credits_reason(state.engine.credits)
+    trouble = pool.degraded_reason or stale or dead or no_credits
+    condition = "not ready" if not routable else ("degraded" if trouble else "ready")
     reason = "; ".join(filter(None, (pool.degraded_reason or (None if routable else "the pool has no deployments"),
-                                     dead, stale))) or None
+                                     dead, no_credits, stale))) or None
     return common(state=condition, reason=reason, source=pool.source, built_at=pool.built_at,
                   aliases=tuple(aliases), tiers=tiers, answered=answered)
 

@@ -31,6 +31,7 @@ from turnout.pool.model import Pool, make_pool, static_groups
 from turnout.pool.pacing import Pacer, no_pause
 from turnout.pool.pipeline import pool_from_catalogue
 from turnout.pool.provider_health import HealthCycle, HealthScore, PassiveHealth, PassiveStats
+from turnout.routing.credits import PaidCredits
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.snapshot import SnapshotHolder, build_snapshot, build_snapshot_paced
 
@@ -93,11 +94,13 @@ class PoolManager:
         budget: FreeTierBudget,
         observer: RefreshObserver | None = None,
         busy: Callable[[], bool] = lambda: True,
+        credits: PaidCredits | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._settings = settings
         self._clock = clock
+        self._credits = credits
         self._sleep = sleep
         self.backoff = RefreshBackoff(min_s=settings.pool.refresh_retry_min_s, max_s=settings.pool.health_refresh_s)
         self._busy = busy  # requests in flight: rebuild work then yields most of the core
@@ -215,6 +218,8 @@ class PoolManager:
                       self.backoff.failures, delay, _describe(exc))
 
     def _recovered(self) -> None:
+        if self._credits is not None and self._credits.restore():
+            log.info("pool refreshed: paid OpenRouter models are tried again (they answered 402 before)")
         if self.backoff.failing and self.backoff.since is not None:
             log.info("refresh recovered after %d failed tries over %.0f s; the pool is fresh again",
                      self.backoff.failures, self._clock() - self.backoff.since)

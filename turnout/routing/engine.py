@@ -15,6 +15,7 @@ A short Retry-After from the only deployment of a tier is waited out (`retry_wai
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from turnout.errors import AllAttemptsFailed, AttemptRecord, GatewayError, Inval
 from turnout.pool.model import Deployment
 from turnout.routing.continuation import Opened, PrefillMemory, ResumingStream
 from turnout.routing.cooldowns import CooldownPolicy
+from turnout.routing.credits import PaidCredits, paid_openrouter
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.hedge import CallFailed, HedgedCall, race
 from turnout.routing.request import ChatRequest
@@ -36,6 +38,8 @@ from turnout.upstream import litellm_call as translate
 from turnout.upstream import litellm_internals
 from turnout.upstream.failures import AttemptError
 from turnout.upstream.openai_wire import Frame, OpenAIWire
+
+log = logging.getLogger("turnout.engine")
 
 T = TypeVar("T")
 
@@ -120,8 +124,10 @@ class Engine:
         holder: SnapshotHolder,
         observer: AttemptObserver | None = None,
         sessions: StickySessions | None = None,
+        credits: PaidCredits | None = None,
     ) -> None:
         self._settings = settings
+        self.credits = credits or PaidCredits()
         self._holder = holder
         self._wire = wire
         self._budget = budget
@@ -339,8 +345,10 @@ class Engine:
         return None
 
     def _excluded(self, walk: _Walk) -> set[str]:
-        """Deployments this request may not use at all: unfit, or free while the free quota is spent."""
-        return walk.unfit | walk.snapshot.fitness.free if not self._budget.available() else walk.unfit
+        """Deployments this request may not use at all: unfit, free while the free quota is spent,
+        paid OpenRouter models while OpenRouter answers 402."""
+        excluded = walk.unfit | walk.snapshot.fitness.free if not self._budget.available() else walk.unfit
+        return excluded | walk.snapshot.fitness.paid_openrouter if self.credits.exhausted else excluded
 
     async def _pick(self, walk: _Walk, group: str, order: int) -> Deployment | None:
         """Ask the Router for a deployment; prefer untried ones, allow a retry of a tried one."""
@@ -383,6 +391,12 @@ class Engine:
             raise self._final_error(walk, group)
         if error.kind == "daily_quota" and error.reset_at is not None:
             self._budget.exhaust(error.reset_at)
+        if error.kind == "payment" and paid_openrouter(dep):
+            # No credits: paid OpenRouter models are off until a refresh; free ones still answer.
+            if self.credits.exhaust(time.time(), error.message):
+                log.warning("OpenRouter answered 402 (no credits) for %s: paid OpenRouter models are not used "
+                            "until the next pool refresh", dep.model)
+            return  # _excluded leaves them out from here on
         if error.failure.bench == "credential" and dep.credential is not None:
             # the same credential fails the same way for this request: do not spend attempts on it
             walk.unfit |= {d.id for d in walk.snapshot.pool.deployments.values() if d.credential == dep.credential}
@@ -453,6 +467,10 @@ class Engine:
         if not members:
             return UpstreamFailed(f"'{start_group}' has no deployments right now.", status=503, code="no_deployments")
         cooling = self._min_cooldown(walk, start_group)
+        if self.credits.exhausted and all(m.deployment_id in walk.snapshot.fitness.paid_openrouter for m in members):
+            return UpstreamFailed(f"OpenRouter answered 402 (no credits) for paid models; '{start_group}' has only "
+                                  "paid models. Add credits, or use a group with free models.",
+                                  status=502, code="upstream_payment")
         if not self._budget.available() and all(
             walk.snapshot.pool.deployments[m.deployment_id].tier == "free" for m in members
         ):

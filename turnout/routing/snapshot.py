@@ -46,6 +46,7 @@ class Fitness:
     no_tools: frozenset[str]
     no_vision: frozenset[str]
     free: frozenset[str]
+    paid_openrouter: frozenset[str]  # left out while OpenRouter answers 402 (turnout.routing.credits)
     context_limits: tuple[int, ...]  # ascending
     context_ids: tuple[str, ...]  # the deployment with each limit
 
@@ -56,6 +57,7 @@ class Fitness:
         return cls(no_tools=frozenset(d.id for d in deps if not d.capabilities.tools),
                    no_vision=frozenset(d.id for d in deps if not d.capabilities.vision),
                    free=frozenset(d.id for d in deps if d.tier == "free"),
+                   paid_openrouter=frozenset(d.id for d in deps if d.provider == "openrouter" and d.tier == "paid"),
                    context_limits=tuple(n for n, _ in by_context), context_ids=tuple(i for _, i in by_context))
 
     def unfit(self, *, tools: bool, vision: bool, prompt_tokens: int) -> set[str]:
