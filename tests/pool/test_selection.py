@@ -170,12 +170,13 @@ def test_every_pooled_model_is_callable_by_its_id(catalogue: Catalogue) -> None:
 
 
 def test_alias_groups_carry_fallbacks_and_descriptions(catalogue: Catalogue) -> None:
-    pool = build(catalogue, config=settings(fallbacks={"free": ["paid"]}))
+    pool = build(catalogue, config=settings(fallbacks={"free": ["paid"]}, sandbox="off"))
     auto, free = pool.groups["auto"], pool.groups["free"]
     assert auto.context_window_fallbacks == ("long",) and auto.kind == "alias"
     assert free.fallbacks == ("paid",)
     assert auto.description.startswith("Free tool-capable")
     assert (pool.source, pool.built_at) == ("live", NOW)
+    assert build(catalogue, config=settings(sandbox="on")).source == "sandbox"  # said so, never served as live
 
 
 def test_an_alias_nobody_matches_is_an_empty_group(catalogue: Catalogue) -> None:
