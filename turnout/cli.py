@@ -53,14 +53,29 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging(settings.log_level)
     if args.command == "pool":
-        from turnout.pool.report import print_pool
-
-        return print_pool(settings, fmt=args.format, catalogue_file=args.catalogue, health=not args.no_health)
+        return _pool(settings, args)
     if args.command == "probe":
         from turnout.probe import command
 
         return command.run(settings, args)
     return serve(settings)
+
+
+def _pool(settings: Any, args: argparse.Namespace) -> int:
+    import httpx
+
+    from turnout.pool.catalogue import CatalogueError
+    from turnout.pool.report import CatalogueFileError, print_pool
+
+    try:
+        return print_pool(settings, fmt=args.format, catalogue_file=args.catalogue, health=not args.no_health)
+    except CatalogueFileError as exc:
+        print(f"turnout pool: --catalogue {exc}", file=sys.stderr)
+        return 2
+    except (CatalogueError, httpx.HTTPError) as exc:
+        print(f"turnout pool: the catalogue could not be read from {settings.openrouter_base_url}: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 def serve(settings: Any) -> int:

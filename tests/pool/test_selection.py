@@ -176,6 +176,7 @@ def test_alias_groups_carry_fallbacks_and_descriptions(catalogue: Catalogue) -> 
     assert free.fallbacks == ("paid",)
     assert auto.description.startswith("Free tool-capable")
     assert (pool.source, pool.built_at) == ("live", NOW)
+    assert build(catalogue, config=settings(sandbox="on")).source == "sandbox"  # said so, never served as live
 
 
 def test_an_alias_nobody_matches_is_an_empty_group(catalogue: Catalogue) -> None:

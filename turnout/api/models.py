@@ -64,6 +64,9 @@ def describe(group: Group, pool: Pool) -> dict[str, Any]:
         entry["description"] = group.description
         entry["members"] = [pool.deployments[m.deployment_id].model for m in group.members]
         entry["fallbacks"] = list(group.fallbacks)
+        # The other kinds: where a request goes on a context-window error, on a content-policy refusal.
+        entry["context_window_fallbacks"] = list(group.context_window_fallbacks)
+        entry["content_policy_fallbacks"] = list(group.content_policy_fallbacks)
     return entry
 
 

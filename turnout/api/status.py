@@ -9,6 +9,7 @@ last minutes. Like /metrics it needs no key and shows no secret.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from turnout.api.deps import AppState, State
-from turnout.api.readiness import stale_reason
+from turnout.api.readiness import credits_reason, failing_reason, failing_static_groups, stale_reason
 from turnout.api.scrape import metrics_of
 from turnout.observability.activity import Minute
 from turnout.observability.metrics import cooling_down
@@ -125,9 +126,13 @@ def gather(state: AppState, *, version: str) -> StatusView:
             answered[tier_of[model]] = answered.get(tier_of[model], 0) + ok
     routable = any(g.members for g in pool.groups.values())
     stale = stale_reason(state.manager.backoff)
-    condition = "not ready" if not routable else ("degraded" if pool.degraded_reason or stale else "ready")
+    failing = failing_static_groups(pool, passive=state.manager.passive_health())
+    dead = failing_reason(failing) if failing else None
+    no_credits = credits_reason(state.engine.credits)
+    trouble = pool.degraded_reason or stale or dead or no_credits
+    condition = "not ready" if not routable else ("degraded" if trouble else "ready")
     reason = "; ".join(filter(None, (pool.degraded_reason or (None if routable else "the pool has no deployments"),
-                                     stale))) or None
+                                     dead, no_credits, stale))) or None
     return common(state=condition, reason=reason, source=pool.source, built_at=pool.built_at,
                   aliases=tuple(aliases), tiers=tiers, answered=answered)
 
@@ -314,7 +319,7 @@ def _share(view: StatusView) -> str:
 def _alias(alias: AliasView) -> str:
     fallbacks = "".join(f'<span class="chip">→ {escape(f)}</span>' for f in alias.fallbacks)
     members = f'{len(alias.rows)} member{"" if len(alias.rows) == 1 else "s"}'
-    head = (f'<h2><code>{escape(alias.name)}</code><span class="desc">{escape(alias.description)}</span>'
+    head = (f'<h2><code>{escape(alias.name)}</code><span class="desc">{_inline_code(escape(alias.description))}</span>'
             f'{fallbacks}<span class="meta">{members}</span></h2>')
     if not alias.rows:
         return f'<section class="panel alias" data-alias="{escape(alias.name)}">{head}' \
@@ -387,3 +392,8 @@ def _css() -> str:
 @functools.cache
 def _page() -> Template:
     return Template(resources.files("turnout.observability").joinpath("templates/status.html").read_text(encoding="utf-8"))
+
+
+def _inline_code(html: str) -> str:
+    """Descriptions are written as Markdown: `name` becomes <code>name</code> (after escaping)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html)

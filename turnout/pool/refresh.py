@@ -30,7 +30,7 @@ from turnout.pool.catalogue import Catalogue, decode_catalogue, fetch_catalogue_
 from turnout.pool.model import Pool, make_pool, static_groups
 from turnout.pool.pacing import Pacer, no_pause
 from turnout.pool.pipeline import pool_from_catalogue
-from turnout.pool.provider_health import HealthCycle, HealthScore, PassiveStats
+from turnout.pool.provider_health import HealthCycle, HealthScore, PassiveHealth, PassiveStats
 from turnout.routing.credits import PaidCredits
 from turnout.routing.free_tier import FreeTierBudget, daily_allowance
 from turnout.routing.snapshot import SnapshotHolder, build_snapshot, build_snapshot_paced
@@ -409,6 +409,10 @@ class PoolManager:
                         path, ", ".join(sorted(str(a) for a in elsewhere)))
             return None, None
         return pool, None
+
+    def passive_health(self) -> Mapping[str, PassiveHealth]:
+        """Our own traffic's recent outcomes per deployment id."""
+        return self._passive.snapshot(self._clock())
 
     def gated(self) -> dict[str, str]:
         """Models the last health cycle kept out of the pool, with the reason."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ async def read_catalogue(settings: Settings, client: httpx.AsyncClient, *,
         path = Path(catalogue_file) if catalogue_file else BUNDLED_CATALOGUE
         if key is None and not catalogue_file:
             print(f"no OPENROUTER_API_KEY: using the bundled catalogue snapshot {path.name}", file=sys.stderr)
-        return parse_catalogue(json.loads(path.read_text()), now=time.time()), False
+        return parse_catalogue(read_catalogue_file(path), now=time.time()), False
     payload = await fetch_catalogue(client, base_url=settings.openrouter_base_url, api_key=key,
                                     timeout_s=settings.pool.health.timeout_s * 4)
     return parse_catalogue(payload, now=time.time()), True
@@ -53,14 +54,44 @@ async def live_pool(settings: Settings, *, catalogue_file: str | None, health: b
     return assembled.pool
 
 
+class CatalogueFileError(Exception):
+    """The `--catalogue` file cannot be used; the message names it (one line, no traceback)."""
+
+
+def read_catalogue_file(path: Path) -> dict[str, Any]:
+    """An OpenRouter `GET /models` body: `{"data": [{"id": ...}, ...]}`."""
+    try:
+        payload: Any = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise CatalogueFileError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise CatalogueFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CatalogueFileError(f"{path}: not JSON ({exc})") from None
+    entries = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(entries, list):
+        raise CatalogueFileError(f"{path}: not an OpenRouter catalogue (expected an object with a 'data' list of "
+                                 "models, as GET /api/v1/models returns)")
+    if entries and not any(isinstance(e, dict) and isinstance(e.get("id"), str) for e in entries):
+        raise CatalogueFileError(f"{path}: its 'data' list holds no model with an 'id'")
+    catalogue: dict[str, Any] = payload
+    return catalogue
+
+
 def print_pool(settings: Settings, *, fmt: str, catalogue_file: str | None, health: bool) -> int:
     pool = asyncio.run(live_pool(settings, catalogue_file=catalogue_file, health=health))
     if fmt == "json":
-        print(json.dumps(pool.to_json(), indent=2))
+        text = json.dumps(pool.to_json(), indent=2)
     elif fmt == "litellm":
-        print(litellm_yaml(pool))
+        text = litellm_yaml(pool)
     else:
-        print(table(pool))
+        text = table(pool)
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `turnout pool | head`: the reader has what it wanted
+        # Point stdout at /dev/null so the interpreter's last flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

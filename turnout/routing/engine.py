@@ -15,6 +15,7 @@ A short Retry-After from the only deployment of a tier is waited out (`retry_wai
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import time
@@ -40,6 +41,8 @@ from turnout.upstream import litellm_call as translate
 from turnout.upstream import litellm_internals
 from turnout.upstream.failures import AttemptError
 from turnout.upstream.openai_wire import Frame, OpenAIWire
+
+log = logging.getLogger("turnout.engine")
 
 T = TypeVar("T")
 
@@ -418,7 +421,13 @@ class Engine:
         if error.kind == "daily_quota" and error.reset_at is not None:
             self._admission.exhaust(error.reset_at)
         if error.kind == "payment" and dep.id in walk.snapshot.fitness.paid_openrouter:
+            # No credits: paid OpenRouter models are off until a refresh finds credit; free ones
+            # (same credential) still answer, so the credential is not benched.
+            if not self.credits.out:
+                log.warning("OpenRouter answered 402 (no credits) for %s: paid OpenRouter models are not used "
+                            "until a refresh finds credit", dep.model)
             self.credits.refused()
+            return  # _excluded leaves them out from here on
         if error.failure.bench == "credential" and dep.credential is not None:
             # the same credential fails the same way for this request: do not spend attempts on it
             walk.unfit |= {d.id for d in walk.snapshot.pool.deployments.values() if d.credential == dep.credential}
@@ -502,6 +511,10 @@ class Engine:
                 f"Every deployment for '{start_group}' is at its rpm/tpm limit; retry in {wait:.0f}s.",
                 status=429, code="rate_limited", headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
+        if self.credits.out and all(m.deployment_id in walk.snapshot.fitness.paid_openrouter for m in members):
+            return UpstreamFailed(f"OpenRouter answered 402 (no credits) for paid models; '{start_group}' has only "
+                                  "paid models. Add credits, or use a group with free models.",
+                                  status=502, code="upstream_payment")
         if free_out and all(
             walk.snapshot.pool.deployments[m.deployment_id].tier == "free" for m in members
         ):

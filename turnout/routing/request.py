@@ -98,6 +98,11 @@ def parse_chat_request(body: Any, *, max_messages: int, allowed_plugins: Collect
     n = body.get("n")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise InvalidRequest("'n' must be a positive integer.", param="n")
+    if n is not None and n > 1:
+        # OpenRouter (and most providers behind it) answer one choice whatever `n` says; a 200 with
+        # fewer choices than asked for would look like a success.
+        raise InvalidRequest(f"'n' is {n}: the gateway answers one choice per request, as its upstreams do; "
+                             "send n separate requests (or omit n).", param="n", code="unsupported_n")
     return ChatRequest(
         body=body,
         model=model.strip(),

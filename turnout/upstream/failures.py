@@ -23,6 +23,7 @@ passive health, the final error and the status page all read it.
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -96,6 +97,16 @@ _POLICY_MARKERS = ("content management policy", "content_policy", "content polic
                    "content_filter")
 
 
+_SSL_REPR = re.compile(r"\s*ssl:(?:<[^<>]*>|default|None|True|False)")
+_OBJECT_REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
+
+
+def client_text(message: str) -> str:
+    """An upstream library's message as a client may read it: without Python object reprs
+    (aiohttp's "Cannot connect to host h:p ssl:<ssl.SSLContext object at 0x...>")."""
+    return _OBJECT_REPR.sub(r"\1", _SSL_REPR.sub("", message))
+
+
 class AttemptError(Exception):
     """An upstream attempt failed. `message` never carries a credential."""
 
@@ -108,6 +119,7 @@ class AttemptError(Exception):
         retry_after: float | None = None,
         reset_at: float | None = None,
     ) -> None:
+        message = client_text(message)
         super().__init__(message)
         self.kind: Kind = kind
         self.message = message

@@ -1,0 +1,37 @@
+"""Small things at the edge a client sees: error spacing, alias fallbacks, header values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+
+def test_a_hosted_tool_type_with_control_characters_still_gets_its_answer(start_gateway: Callable[..., Any]) -> None:
+    gw = start_gateway(pool={"health": {"enabled": False}})
+    resp = httpx.post(f"{gw.url}/v1/responses", timeout=30,
+                      json={"model": "auto", "input": "hi", "tools": [{"type": "web\bsearch\u00e9"}]})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-turnout-dropped-tools"] == "web?search?"
+
+
+def test_404_for_an_unknown_path_is_spaced_like_every_other_error(start_gateway: Callable[..., Any]) -> None:
+    gw = start_gateway(pool={"health": {"enabled": False}})
+    unknown = httpx.get(f"{gw.url}/v1/nowhere")
+    invalid = httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "auto"})
+    assert (unknown.status_code, invalid.status_code) == (404, 400)
+    for resp in (unknown, invalid):
+        assert resp.content.startswith(b'{"error":{"message":"'), resp.content
+    assert unknown.json()["error"]["message"] == "No route for GET /v1/nowhere."
+
+
+def test_auto_lists_its_fallbacks_of_each_kind_and_the_status_page_renders_code(
+        start_gateway: Callable[..., Any]) -> None:
+    gw = start_gateway(pool={"health": {"enabled": False}})
+    auto = httpx.get(f"{gw.url}/v1/models/auto").json()
+    assert auto["context_window_fallbacks"] == ["long"]
+    assert auto["fallbacks"] == [] and auto["content_policy_fallbacks"] == []
+    page = httpx.get(f"{gw.url}/status").text
+    assert "`" not in page
+    assert "<code>auto</code> falls back here on context overflow" in page
