@@ -1,4 +1,4 @@
-"""Paid OpenRouter models answering 402 (no credits): paid is off until a refresh, free answers on."""
+"""Paid OpenRouter models answering 402 (no credits): paid is off until a refresh finds credit, free answers on."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 import httpx
 
 from turnout.sandbox import FaultPlan, ModelFaults
+from turnout.sandbox.faults import FreeTier
 
 HELLO = [{"role": "user", "content": "hi"}]
-ADMIN = {"Authorization": "Bearer admin"}
+ADMIN = {"Authorization": "Bearer admin-key-credits"}
 
 
 def chat(gw: Any, model: str) -> httpx.Response:
@@ -18,7 +19,7 @@ def chat(gw: Any, model: str) -> httpx.Response:
 
 
 def test_402_on_paid_stops_paid_until_a_refresh_and_says_so(start_gateway: Callable[..., Any], sandbox: Any) -> None:
-    gw = start_gateway(admin_key="admin", pool={"health": {"enabled": False},
+    gw = start_gateway(admin_key="admin-key-credits", pool={"health": {"enabled": False},
                                                "free_tier": {"requests_per_minute": 0, "requests_per_day": 10_000}})
     sandbox.server.set_plan(FaultPlan(default=ModelFaults(error_rate=1.0, error_codes=[402]),
                                       free_models=ModelFaults()))
@@ -39,7 +40,7 @@ def test_402_on_paid_stops_paid_until_a_refresh_and_says_so(start_gateway: Calla
     assert "402 (no credits)" in ready["reason"]
     assert "402 (no credits)" in httpx.get(f"{gw.url}/status").text
 
-    sandbox.server.set_plan(FaultPlan())  # credits bought
+    sandbox.server.set_plan(FaultPlan(free_tier=FreeTier(is_free_tier=False)))  # credits bought: GET /credits says so
     httpx.post(f"{gw.url}/admin/refresh", headers=ADMIN, timeout=60).raise_for_status()
     ready = httpx.get(f"{gw.url}/readyz").json()
     assert "paid" not in ready and ready["status"] == "ready"
