@@ -38,12 +38,14 @@ class ProbeRun:
         return {r["model"]: r for r in self.report["results"]}
 
 
-def probe_env(sandbox: Any, tmp_path: Path, **extra: str) -> dict[str, str]:
+def probe_env(sandbox: Any, tmp_path: Path, unset: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.upper().startswith("TURNOUT_") and k.upper() not in {"OPENROUTER_API_KEY", "OPENROUTER_BASE_URL"}}
     env.update(OPENROUTER_BASE_URL=sandbox.base_url, OPENROUTER_API_KEY=OPENROUTER_TEST_KEY,
                TURNOUT_DATA_DIR=str(tmp_path / "data"), LITELLM_LOCAL_MODEL_COST_MAP="True", COLUMNS="120")
     env.update(extra)
+    for name in unset:
+        env.pop(name, None)
     return env
 
 
@@ -53,10 +55,11 @@ def probe_command(*args: str) -> list[str]:
 
 @pytest.fixture
 def run_probe(sandbox: Any, tmp_path: Path) -> Callable[..., ProbeRun]:
-    def run(*args: str, env: dict[str, str] | None = None, report: str = "report.json") -> ProbeRun:
+    def run(*args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = (),
+            report: str = "report.json") -> ProbeRun:
         path = tmp_path / report
         done = subprocess.run(probe_command("--report", str(path), *args), cwd=tmp_path, capture_output=True,
-                              text=True, timeout=180, env=probe_env(sandbox, tmp_path, **(env or {})))
+                              text=True, timeout=180, env=probe_env(sandbox, tmp_path, unset, **(env or {})))
         return ProbeRun(done.returncode, done.stdout, done.stderr, path)
 
     return run

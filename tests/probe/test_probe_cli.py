@@ -142,8 +142,9 @@ def test_ctrl_c_writes_the_partial_report(sandbox: Any, tmp_path: Path) -> None:
 
 
 def test_without_a_key_only_the_dry_run_works(run_probe: Callable[..., ProbeRun], sandbox: Any) -> None:
-    planned = run_probe("--source", "catalogue", "--tier", "free", "--dry-run", env={"OPENROUTER_API_KEY": ""})
+    # No key at all (a key set but empty is refused at start: a secret that failed to mount).
+    planned = run_probe("--source", "catalogue", "--tier", "free", "--dry-run", unset=("OPENROUTER_API_KEY",))
     assert planned.code == 0 and "probe plan:" in planned.stdout, planned.stderr
-    refused = run_probe("--source", "catalogue", "--tier", "free", env={"OPENROUTER_API_KEY": ""})
+    refused = run_probe("--source", "catalogue", "--tier", "free", unset=("OPENROUTER_API_KEY",))
     assert refused.code == 2 and "no OPENROUTER_API_KEY" in refused.stdout
     assert not sandbox.server.calls

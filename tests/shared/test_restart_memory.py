@@ -23,26 +23,30 @@ def spend(gw: LiveGateway, n: int) -> None:
         assert resp.status_code == 200, resp.text
 
 
+ADMIN_KEY = "admin-key-restart"
+
+
 def free_tier(gw: LiveGateway) -> dict[str, Any]:
-    return dict(httpx.get(f"{gw.url}/admin/pool", timeout=10).json()["free_tier"])
+    return dict(httpx.get(f"{gw.url}/admin/pool", timeout=10,
+                          headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()["free_tier"])
 
 
 def test_without_redis_the_days_count_survives_a_restart(start_gateway: Callable[..., LiveGateway]) -> None:
-    first = start_gateway()
+    first = start_gateway(admin_key=ADMIN_KEY)
     spend(first, 4)
     assert free_tier(first)["used_today"] == 4
     first.stop()
-    second = start_gateway()  # the same data_dir; the sandbox's /key says 0 (it does not count unenforced)
+    second = start_gateway(admin_key=ADMIN_KEY)  # the same data_dir; the sandbox's /key says 0 (it does not count unenforced)
     assert free_tier(second)["used_today"] == 4
 
 
 def test_with_redis_the_days_count_survives_a_restart_elsewhere(start_gateway: Callable[..., LiveGateway],
                                                                 redis_server: RedisProcess, tmp_path: Path) -> None:
     shared = {"redis_url": redis_server.url, "op_timeout_s": 0.5}
-    first = start_gateway(shared_state=shared, data_dir=tmp_path / "one")
+    first = start_gateway(admin_key=ADMIN_KEY, shared_state=shared, data_dir=tmp_path / "one")
     spend(first, 3)
     first.stop()
-    second = start_gateway(shared_state=shared, data_dir=tmp_path / "two")  # nothing on disk: Redis remembers
+    second = start_gateway(admin_key=ADMIN_KEY, shared_state=shared, data_dir=tmp_path / "two")  # nothing on disk: Redis remembers
     spend(second, 1)
     assert free_tier(second)["used_today"] == 4
 
@@ -57,7 +61,7 @@ def test_key_reports_the_accounts_daily_free_counter_and_it_seeds_the_day(
         assert resp.status_code == 200
     key = httpx.get(f"{sandbox.base_url}/key", headers={"Authorization": "Bearer x"}, timeout=10).json()["data"]
     assert key["free_model_daily_requests"] == {"limit": 40, "remaining": 37, "used": 3}
-    gw = start_gateway()
+    gw = start_gateway(admin_key=ADMIN_KEY)
     budget = free_tier(gw)
     assert budget["used_today"] == 3
     assert budget["remaining_day"] == 37
