@@ -32,6 +32,8 @@ from pydantic_settings import (
 )
 
 Tier = Literal["free", "paid"]
+# LiteLLM Router strategies a static group may name (`strategies`); simple-shuffle is the default.
+Strategy = Literal["simple-shuffle", "latency-based-routing", "usage-based-routing-v2", "least-busy"]
 DEFAULT_OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 
 
@@ -262,6 +264,7 @@ class Settings(BaseSettings):
     aliases: dict[str, AliasSpec] = Field(default_factory=default_aliases)
     deployments: list[StaticDeployment] = Field(default_factory=list)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    strategies: dict[str, Strategy] = Field(default_factory=dict)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
 
     @field_validator("api_keys", mode="before")
@@ -294,6 +297,9 @@ class Settings(BaseSettings):
             for target in [source, *targets]:
                 if target not in names:
                     raise ValueError(f"fallbacks.{source}: {target!r} is not an alias or deployment name")
+        for group in self.strategies:
+            if group not in {d.name for d in self.deployments}:
+                raise ValueError(f"strategies.{group}: not a deployment name (only static groups take a strategy)")
         clash = set(self.aliases) & {d.name for d in self.deployments}
         if clash:
             raise ValueError(f"deployments: names {sorted(clash)} clash with alias names")

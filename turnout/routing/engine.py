@@ -32,6 +32,7 @@ from turnout.routing.request import ChatRequest
 from turnout.routing.retry_wait import retry_after_wait
 from turnout.routing.snapshot import Snapshot, SnapshotHolder
 from turnout.routing.sticky import InProcessPins, KeySource, Pin, StickySessions
+from turnout.routing.strategies import StrategyFeed
 from turnout.upstream import litellm_call as translate
 from turnout.upstream import litellm_internals
 from turnout.upstream.failures import AttemptError
@@ -129,6 +130,7 @@ class Engine:
         self._observer = observer or AttemptObserver()
         self._rng = random.Random()
         self._prefill = PrefillMemory(settings.streams.no_prefill)
+        self._strategies = StrategyFeed(holder)
         self.sessions = sessions or StickySessions(
             settings=settings, store=InProcessPins(max_entries=settings.sessions.max_entries))
 
@@ -288,7 +290,7 @@ class Engine:
     ) -> tuple[Deployment, str, float, T]:
         """One attempt, hedged when the walk hedges: (who answered, its group, when it started, the answer)."""
         started = time.monotonic()
-        task = self._start(walk, dep, call)
+        task = self._start(walk, group, dep, call)
         if walk.hedge is None:
             try:
                 return dep, group, started, await task
@@ -300,12 +302,16 @@ class Engine:
                                                        current=dep))
         return winner.deployment, winner.group, winner.started, value
 
-    def _start(self, walk: _Walk, dep: Deployment,
+    def _start(self, walk: _Walk, group: str, dep: Deployment,
                call: Callable[[Deployment, dict[str, Any], float], Awaitable[T]]) -> Awaitable[T]:
         body = self._upstream_body(walk.request_of(dep), dep)
         if dep.tier == "free":
             self._budget.record()
-        return call(dep, body, max(0.05, walk.remaining()))
+        attempt = call(dep, body, max(0.05, walk.remaining()))
+        strategy = walk.snapshot.strategies.get(group)
+        if strategy is None:
+            return attempt
+        return self._strategies.fed(group, strategy, dep, attempt, stream=walk.request.stream)
 
     async def _wait_out(self, walk: _Walk, group: str, order: int, dep: Deployment,
                         error: AttemptError) -> Deployment | None:
@@ -545,7 +551,7 @@ class _HedgeEvents:
             return None
         dep, group = found
         walk.tried.add(dep.id)
-        task = asyncio.ensure_future(self._engine._start(walk, dep, self._call))
+        task = asyncio.ensure_future(self._engine._start(walk, group, dep, self._call))
         return HedgedCall(deployment=dep, group=group, started=time.monotonic(), task=task)
 
     def failed(self, call: HedgedCall[Any], error: AttemptError) -> None:

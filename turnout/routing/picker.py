@@ -16,8 +16,8 @@ The draw is LiteLLM's `simple_shuffle` rule (a weighted pick on the Router's `we
 out once per snapshot: `simple_shuffle` itself rebuilds its weight list and formats a log
 argument on every call, which made a pick cost grow with the group's size.
 
-Everything else (rpm/tpm accounting, other strategies, health-check routing, pre-call
-checks) goes to the Router's full selection.
+Everything else (rpm/tpm accounting, other strategies — the Router's, or a group's own
+from `strategies` —, health-check routing, pre-call checks) goes to the Router's full selection.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ _Candidates = tuple[tuple[str, str, dict[str, Any]], ...]  # (deployment id, ent
 class Picker:
     """Picks for one Router; built with its snapshot, read-only afterwards."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, *, strategies: Collection[str] = ()) -> None:
         self._router = router
         self._candidates: dict[tuple[str, int], _Candidates] = {}
         self._full: dict[tuple[str, int], tuple[dict[str, Any], ...]] = {}
         self._cumulative: dict[tuple[str, int], list[float] | None] = {}
-        self._delegated: set[str] = set()
+        self._delegated: set[str] = set(strategies)  # groups with their own strategy: the Router picks
         self._entry_ids: dict[tuple[str, str], list[str]] = {}  # (group, deployment id) -> Router ids
         settings = litellm_internals.routing_settings(router)
         plain = (settings.strategy == "simple-shuffle" and not settings.pre_call_checks
