@@ -139,7 +139,7 @@ def _strategy_router(strategy: str) -> Any:
 def _event(kind: str, entry: str, **extra: Any) -> litellm_internals.StrategyEvent:
     now = time.time()
     return litellm_internals.StrategyEvent(kind=kind, group="g", entry_id=entry, model=f"openai/m{entry[1]}",
-                                           started=now, **{"ended": now, **extra})
+                                           **{"started": now, "ended": now, **extra})
 
 
 def _picks(router: Any, n: int = 8) -> set[str]:
@@ -167,6 +167,30 @@ def test_strategy_groups() -> None:
     assert router.settings().routing_strategy == "simple-shuffle"  # the group has its own, the Router keeps its
 
 
+def test_strategy_pick() -> None:
+    async def run() -> None:
+        router = _strategy_router("least-busy")
+        healthy = [e for e in litellm_internals.router_entries(router) if e["litellm_params"]["order"] == 1]
+        await litellm_internals.feed_strategy(router, "least-busy", _event("start", "d0@g"))
+        for _ in range(3):  # d0 has one in flight; no pick reserves, so d2 keeps winning
+            chosen = await litellm_internals.strategy_pick(router, "least-busy", "g", healthy, stream=False)
+            assert chosen is not None and chosen["model_info"]["id"] == "d2@g"
+        latency = _strategy_router("latency-based-routing")
+        # d0: slow answers, fast first tokens; d2 the other way round.
+        for entry, total, first in (("d0@g", 3.0, 0.1), ("d2@g", 0.5, 0.4)):
+            now = time.time()
+            await litellm_internals.feed_strategy(latency, "latency-based-routing", _event(
+                "success", entry, started=now, ended=now + total, first_token=now + first, stream=True))
+        pick = litellm_internals.strategy_pick
+        assert (await pick(latency, "latency-based-routing", "g", healthy, stream=True))["model_info"]["id"] == "d0@g"
+        assert (await pick(latency, "latency-based-routing", "g", healthy, stream=False))["model_info"]["id"] == "d2@g"
+        assert await pick(_router(), "least-busy", "g", healthy, stream=False) is None  # no such routing group
+        litellm_internals.retire(router)
+        litellm_internals.retire(latency)
+
+    asyncio.run(run())
+
+
 def test_feed_strategy() -> None:
     async def run() -> None:
         latency = _strategy_router("latency-based-routing")
@@ -180,6 +204,10 @@ def test_feed_strategy() -> None:
                                               _event("failure", "d2@g", timeout=True))
         samples = latency.health().store.get_cache(key="g_map", local_only=True)
         assert samples["d2@g"]["latency_normalized"][-1] == 1000.0  # LiteLLM's timeout penalty
+        samples["d0@g"]["2020-01-01-00-00"] = {"tpm": 1, "rpm": 1}  # a past minute: dropped on the next answer
+        await litellm_internals.feed_strategy(latency, "latency-based-routing", _event("success", "d0@g"))
+        minutes = [k for k in latency.health().store.get_cache(key="g_map", local_only=True)["d0@g"] if k[0] == "2"]
+        assert len(minutes) == 1 and minutes[0] != "2020-01-01-00-00"
 
         busy = _strategy_router("least-busy")
         for _ in range(2):

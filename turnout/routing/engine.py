@@ -318,7 +318,8 @@ class Engine:
         """After a 429 with a short Retry-After and no peer in the tier: wait, and ask `dep` again."""
         if error.kind != "rate_limited" or error.retry_after is None or dep.id in walk.waited:
             return None
-        peer = await self._router_pick(walk.snapshot, group, order, self._excluded(walk) | walk.tried)
+        peer = await self._router_pick(walk.snapshot, group, order, self._excluded(walk) | walk.tried,
+                                       stream=walk.request.stream)
         wait = retry_after_wait(kind=error.kind, retry_after=error.retry_after,
                                 cap_s=self._settings.retries.retry_after_wait_max_s, has_peer=peer is not None,
                                 remaining_s=walk.remaining(), waited=dep.id in walk.waited)
@@ -339,7 +340,8 @@ class Engine:
             if fallback not in walk.visited and fallback in snapshot.pool.groups:
                 chain += [(fallback, o) for o in snapshot.orders.get(fallback, ())]
         for candidate_group, candidate_order in chain:
-            entry = await self._router_pick(snapshot, candidate_group, candidate_order, base)
+            entry = await self._router_pick(snapshot, candidate_group, candidate_order, base,
+                                            stream=walk.request.stream)
             if entry is not None:
                 return snapshot.deployment(entry), candidate_group
         return None
@@ -359,15 +361,16 @@ class Engine:
         # A tried deployment gets one more chance, only when nothing untried is left, and
         # never one that timed out without a word (it would most likely do it again).
         for exclude in (base | walk.tried, base | walk.retried | walk.silent):
-            entry = await self._router_pick(snapshot, group, order, exclude)
+            entry = await self._router_pick(snapshot, group, order, exclude, stream=walk.request.stream)
             if entry is not None:
                 return snapshot.deployment(entry)
             if not walk.tried:
                 break
         return None
 
-    async def _router_pick(self, snapshot: Snapshot, group: str, order: int, exclude: set[str]) -> str | None:
-        chosen = await snapshot.picker.pick(group, order, exclude)
+    async def _router_pick(self, snapshot: Snapshot, group: str, order: int, exclude: set[str], *,
+                           stream: bool = False) -> str | None:
+        chosen = await snapshot.picker.pick(group, order, exclude, stream=stream)
         if not chosen:
             return None
         info = chosen.get("model_info") or {}

@@ -15,7 +15,8 @@ the hot path at a distance.
     full_pick           router.select(group, {_excluded_deployment_ids, _target_order})
                                                                   was async_get_available_deployment
     strategy_groups     Router(routing_groups=[...])              a strategy per model group
-    feed_strategy       the group's selector (router._selectors)  what LiteLLM's callbacks feed it
+    strategy_pick       the group's selector (router._selectors)  what the Router's selection asks it
+    feed_strategy       the group's selector                      what LiteLLM's callbacks tell it
     carry_strategy_state  the Router's routing cache, key by key  latency, in-flight, tpm/rpm
     retire              router.retire()                           was Router.discard
     per_call_kwargs     litellm.types.utils.all_litellm_params    the kwargs acompletion honours
@@ -31,6 +32,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -129,6 +131,30 @@ def strategy_groups(strategies: Mapping[str, str]) -> list[dict[str, Any]]:
             for group, strategy in strategies.items() if strategy != "simple-shuffle"]
 
 
+def _selector(router: Router, strategy: str, group: str) -> Any:
+    """The Router's selector for `group`'s routing group (its `strategy`), or None."""
+    return router._selectors.selector_for(strategy, "group", strategy_group_name(group), None)
+
+
+async def strategy_pick(router: Router, strategy: str, group: str, healthy: list[dict[str, Any]], *,
+                        stream: bool) -> dict[str, Any] | None:
+    """`group`'s strategy picks among `healthy` (the Router's entries, cooldowns already left out).
+
+    The call the Router's selection makes for a routing group's strategy (`pick_async` in
+    router_rust/steps/selection.py), without its passes over the whole model list; `stream`
+    makes latency-based routing rank by time to first token. Least-busy holds no reservation:
+    the gateway counts the attempt as it starts (`feed_strategy`)."""
+    selector = _selector(router, strategy, group)
+    if selector is None:
+        return None
+    if strategy == "latency-based-routing":
+        chosen = await selector.async_get_available_deployments(model_group=group, healthy_deployments=healthy,
+                                                                request_kwargs={"stream": stream})
+    else:
+        chosen = await selector.async_get_available_deployments(model_group=group, healthy_deployments=healthy)
+    return chosen if isinstance(chosen, dict) and chosen else None
+
+
 @dataclass(frozen=True, slots=True)
 class StrategyEvent:
     """One attempt as a strategy's callbacks would have seen it, had LiteLLM made the call.
@@ -159,7 +185,7 @@ async def feed_strategy(router: Router, strategy: str, event: StrategyEvent) -> 
     the latency (per completion token when the usage says) and, for streams, the time to
     first token, with its 1000 s penalty for a timeout; usage-based-routing-v2 counts the
     request against the minute's rpm at start and its tokens at success."""
-    selector = router._selectors.selector_for(strategy, "group", strategy_group_name(event.group), None)
+    selector = _selector(router, strategy, event.group)
     if selector is None:
         return
     metadata = {"model_group": event.group, "model_info": {"id": event.entry_id}}
@@ -175,6 +201,7 @@ async def feed_strategy(router: Router, strategy: str, event: StrategyEvent) -> 
             if event.first_token is not None:
                 kwargs["completion_start_time"] = event.first_token
             await selector.async_log_success_event(kwargs, _usage_response(event), event.started, event.ended)
+            _prune_latency_minutes(router, event.group, event.entry_id)
         elif event.kind == "failure" and event.timeout:
             from litellm.exceptions import Timeout
 
@@ -192,6 +219,21 @@ async def feed_strategy(router: Router, strategy: str, event: StrategyEvent) -> 
                 "model_group": event.group, "model_id": event.entry_id, "total_tokens": event.total_tokens,
                 "hidden_params": {"litellm_model_name": event.model}}
             selector.log_success_event(kwargs, None, event.started, event.ended)
+
+
+def _prune_latency_minutes(router: Router, group: str, entry_id: str) -> None:
+    """Keep only this minute's rpm/tpm in the entry's latency record.
+
+    LiteLLM adds a `YYYY-MM-DD-HH-MM` key per deployment for every minute it answers and
+    never drops one, while the map is read (and formatted for a debug line) on every pick:
+    it would grow by 1,440 keys a day per deployment. Its selection reads only this minute's."""
+    samples = router.health().store.get_cache(key=f"{group}_map", local_only=True)
+    record = samples.get(entry_id) if isinstance(samples, dict) else None
+    if not isinstance(record, dict):
+        return
+    now = datetime.now().strftime("%Y-%m-%d-%H-%M")  # the strategy's own clock and format
+    for key in [k for k in record if k[:2] == "20" and k.count("-") == 4 and k != now]:
+        del record[key]
 
 
 def _usage_response(event: StrategyEvent) -> Any:
@@ -218,7 +260,7 @@ def carry_strategy_state(old: Router, new: Router, *, strategies: Mapping[str, s
     for group, strategy in strategies.items():
         members = entries.get(group, ())
         if strategy == "latency-based-routing":
-            selector = new._selectors.selector_for(strategy, "group", strategy_group_name(group), None)
+            selector = _selector(new, strategy, group)
             ttl = getattr(getattr(selector, "routing_args", None), "ttl", 3600.0)
             keys.append((f"{group}_map", float(ttl)))
         elif strategy == "least-busy":
