@@ -29,6 +29,7 @@ from turnout.api.gateway import Gateway
 from turnout.config import Settings
 from turnout.observability.logs import FLUSH_INTERVAL_S, flush_logs
 from turnout.observability.metrics import Metrics, MetricsObserver, RefreshMetrics
+from turnout.observability.tenant_metrics import TenantMetrics
 from turnout.pool.provider_health import PassiveStats
 from turnout.pool.refresh import PoolManager
 from turnout.routing.engine import Engine
@@ -36,9 +37,11 @@ from turnout.routing.feedback import PassiveFeedback
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.snapshot import SnapshotHolder, load_router_library
 from turnout.routing.sticky import InProcessPins, StickySessions
+from turnout.routing.tenants import InProcessSpend, KeyRing, Tenancy, day_of
 from turnout.upstream.openai_wire import OpenAIWire
 
 log = logging.getLogger("turnout")
+USAGE_SAVE_S = 5.0
 SANDBOX_NOTICE = "no OPENROUTER_API_KEY: serving the sandbox catalogue with simulated answers"
 
 
@@ -94,8 +97,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                         budget=budget, holder=holder, observer=PassiveFeedback(passive, then=MetricsObserver(metrics)),
                         sessions=sessions)
         metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine)
+        tenancy = await _tenancy(settings, metrics, stack)
         app.state.turnout = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
-                                        manager=manager, extras={"metrics": metrics})
+                                        manager=manager, tenancy=tenancy, extras={"metrics": metrics})
         if await asyncio.to_thread(load_router_library):
             # LiteLLM's import leaves ~300k objects that live as long as the process. Frozen, the
             # cyclic GC never scans them again: a full collection takes ~8 ms instead of ~130 ms
@@ -105,7 +109,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             stack.callback(gc.unfreeze)
         await manager.start()
         tasks = [asyncio.create_task(manager.run(), name="turnout-refresh"),
-                 asyncio.create_task(_flush_logs_every(FLUSH_INTERVAL_S), name="turnout-log-flush")]
+                 asyncio.create_task(_flush_logs_every(FLUSH_INTERVAL_S), name="turnout-log-flush"),
+                 asyncio.create_task(_save_usage_every(tenancy, USAGE_SAVE_S), name="turnout-usage-save")]
         try:
             yield
         finally:
@@ -115,6 +120,30 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             flush_logs()
+
+
+async def _tenancy(settings: Settings, metrics: Metrics, stack: contextlib.AsyncExitStack) -> Tenancy:
+    """Named keys and their usage; the spend is read from and saved to `data_dir/usage.json`."""
+    keys = KeyRing(settings)
+    store = InProcessSpend(settings.data_dir / "usage.json")
+    await asyncio.to_thread(store.load)
+    counters = TenantMetrics(metrics.registry, keys)
+    tenancy = Tenancy(keys=keys, store=store, on_usage=counters.usage, on_reject=counters.reject)
+    stack.push_async_callback(_save_usage, tenancy)  # on shutdown, after the requests in flight
+    return tenancy
+
+
+async def _save_usage(tenancy: Tenancy) -> None:
+    store = tenancy.store
+    if isinstance(store, InProcessSpend) and store.dirty:
+        await asyncio.to_thread(store.save, today=day_of(tenancy.clock()))
+
+
+async def _save_usage_every(tenancy: Tenancy, seconds: float) -> None:
+    """A crash loses at most `seconds` of spend."""
+    while True:
+        await asyncio.sleep(seconds)
+        await _save_usage(tenancy)
 
 
 async def _flush_logs_every(seconds: float) -> None:

@@ -1,4 +1,4 @@
-"""Admin routes (admin key): the live pool with its scores, and a manual rebuild."""
+"""Admin routes (admin key): the live pool with its scores, a manual rebuild, and usage by key and tenant."""
 
 from __future__ import annotations
 
@@ -55,3 +55,8 @@ async def admin_refresh(state: State) -> dict[str, Any]:
             status=502, code="refresh_failed",
         ) from None
     return {"status": "ok", "refresh": state.manager.status()}
+
+
+@router.get("/usage", summary="Usage and cost today and this week, by key, tenant and model; each key's budget")
+async def admin_usage(state: State) -> dict[str, Any]:
+    return await state.tenancy.report()

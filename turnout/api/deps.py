@@ -13,6 +13,7 @@ from turnout.errors import Forbidden, Unauthorized
 from turnout.routing.engine import Engine
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.snapshot import SnapshotHolder
+from turnout.routing.tenants import Caller, Tenancy
 
 if TYPE_CHECKING:
     from turnout.pool.refresh import PoolManager
@@ -25,6 +26,7 @@ class AppState:
     engine: Engine
     budget: FreeTierBudget
     manager: PoolManager
+    tenancy: Tenancy
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,23 +52,15 @@ def _matches(token: str, keys: list[str]) -> bool:
 
 
 async def require_client(request: Request, state: State) -> None:
-    settings = state.settings
-    if settings.auth_required:
+    if state.settings.auth_required:
         # Anthropic clients (Claude Code listing models) send the key as x-api-key.
         api_key = request.headers.get("x-api-key")
-        check_client_key(settings, f"Bearer {api_key}" if api_key else request.headers.get("authorization"))
+        identify(state, f"Bearer {api_key}" if api_key else request.headers.get("authorization"))
 
 
-def check_client_key(settings: Settings, authorization: str | None) -> None:
-    """Unauthorized unless the Authorization header carries a client (or the admin) key."""
-    token = _bearer(authorization)
-    if token is None:
-        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
-    keys = [k.get_secret_value() for k in settings.api_keys]
-    if settings.admin_key:
-        keys.append(settings.admin_key.get_secret_value())
-    if not _matches(token, keys):
-        raise Unauthorized("Invalid API key.")
+def identify(state: AppState, authorization: str | None) -> Caller:
+    """Which key the Authorization header carries (a client key or the admin key); Unauthorized if none."""
+    return state.tenancy.keys.identify(_bearer(authorization))
 
 
 async def require_admin(request: Request, state: State) -> None:
