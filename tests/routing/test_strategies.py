@@ -152,6 +152,22 @@ def test_least_busy_sends_little_to_the_deployment_holding_requests(
     allowed = 2 + int((time.monotonic() - started) / 0.6)
     assert upstream.served["slow"] <= min(allowed, 8), upstream.served
     assert upstream.served["fast"] + upstream.served["slow"] == 24
+    assert in_flight(gw) == {"fast": 0, "slow": 0}
+
+
+def test_least_busy_counts_a_stream_until_it_ends(pair: Callable[[str], LiveGateway]) -> None:
+    gw = pair("least-busy")
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(lambda _: ask(gw, stream=True), range(9)))
+    assert in_flight(gw) == {"fast": 0, "slow": 0}  # every stream's end was told, none leaked
+
+
+def in_flight(gw: LiveGateway) -> dict[str, int]:
+    """least-busy's in-flight count per member, read from the Router's routing cache (its own keys)."""
+    snapshot = gw.state.holder.current
+    store = snapshot.router.health().store
+    return {dep.upstream_model: int(store.get_cache(key=f"pair_request_count:{eid}", local_only=True) or 0)
+            for eid, dep in ((f"{d.id}@pair", d) for _, d in snapshot.pool.members_of("pair"))}
 
 
 def test_simple_shuffle_is_the_default_and_shares_traffic(
