@@ -9,6 +9,9 @@ times what the routing decision costs one request: the engine's pick
 tells the strategy about the attempt (`StrategyFeed`: its start, then its answer with
 latency and usage). No network, no server: the upstream call itself is a finished future.
 CPU is `time.process_time()` over the whole loop, divided by the requests.
+
+A second table times what named gateway keys add to a request (issue 15, part 3): the key
+check, its limits (rpm, daily budget) and the accounting with its metrics.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from turnout.config import Settings, StaticDeployment
 from turnout.pool.model import make_pool, static_groups
 from turnout.routing.snapshot import SnapshotHolder, build_snapshot_paced
 from turnout.routing.strategies import StrategyFeed
+from turnout.routing.tenants import InProcessSpend, KeyRing, Tenancy
 
 STRATEGIES = ("simple-shuffle", "latency-based-routing", "usage-based-routing-v2", "least-busy")
 ANSWER = {"choices": [{"message": {"content": "hi"}}],
@@ -73,6 +77,23 @@ async def per_request(strategy: str, size: int, requests: int) -> float:
     return cpu
 
 
+async def tenancy_per_request(settings: Settings, token: str, requests: int) -> float:
+    from prometheus_client import CollectorRegistry
+
+    from turnout.observability.tenant_metrics import TenantMetrics
+
+    keys = KeyRing(settings)
+    counters = TenantMetrics(CollectorRegistry(), keys)
+    tenancy = Tenancy(keys=keys, store=InProcessSpend(), on_usage=counters.usage, on_reject=counters.reject)
+    usage = {"prompt_tokens": 12, "completion_tokens": 20}
+    started = time.process_time()
+    for _ in range(requests):
+        caller = keys.identify(token)
+        await tenancy.admit(caller, "bench")
+        await tenancy.record(caller, caller.tenant_for("t1"), model="m", usage=usage, cost_usd=1e-6)
+    return (time.process_time() - started) / requests
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="2,8,20")
@@ -89,6 +110,13 @@ def main() -> None:
     print("-" * len(header))
     for strategy, values in rows:
         print(f"{strategy:24}" + "".join(f"  {v * 1000:15.3f}" for v in values))
+    named = [{"name": f"k{i}", "key": f"sk-bench-{i:02d}-0123456789", "tenants": ["t1"], "rpm": 10**9,
+              "daily_budget_usd": 1e9} for i in range(10)]
+    cases = (("api_keys (1 plain key)", Settings(api_keys="sk-plain-0123456789"), "sk-plain-0123456789"),
+             ("10 named keys, rpm + budget", Settings(keys=named), "sk-bench-05-0123456789"))
+    print("\nCPU per request: gateway key check + limits + usage accounting (ms)")
+    for label, settings, token in cases:
+        print(f"{label:30}  {asyncio.run(tenancy_per_request(settings, token, args.requests * 5)) * 1000:.4f}")
 
 
 if __name__ == "__main__":
