@@ -186,3 +186,16 @@ def test_a_key_whose_variable_is_unset_is_off(monkeypatch: pytest.MonkeyPatch) -
 def test_bad_keys_stop_the_start_naming_the_problem(keys: list[dict[str, Any]], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(keys=keys)
+
+
+def test_a_refused_request_has_its_log_line(keyed: Callable[..., LiveGateway], caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="turnout.requests")
+    gw = keyed()
+    assert chat(gw, KEYS["team-b"], "qwen").status_code == 403
+    assert chat(gw, KEYS["team-b"], "no-such-model").status_code == 404
+    gw.stop()  # flushes the batched log lines
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "turnout.requests"]
+    assert [(line["status"], line["error"]) for line in lines] == [(403, "model_not_allowed"),
+                                                                   (404, "model_not_found")]

@@ -128,7 +128,6 @@ async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Rep
     snapshot = state.holder.current
     if snapshot is None:
         raise NotReady("No routable pool yet; see GET /readyz.")
-    await state.tenancy.admit(caller, snapshot.resolve(chat.model))
     account = _Account(state, caller, caller.tenant_for(_tenant_id(body)))
     log_line = RequestLog(request_id=request_id, requested=chat.model, stream=chat.stream, settings=settings,
                           messages=chat.body.get("messages"), meter=reply.meter, api=surface.api,
@@ -136,6 +135,7 @@ async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Rep
     watch = DisconnectWatch(receive)
     session = _session_source(head, chat)
     try:
+        await state.tenancy.admit(caller, snapshot.resolve(chat.model))  # refused: logged like any failure
         if chat.stream:
             await _stream(state, snapshot, request, log_line, reply, watch, surface, session, account)
         else:
