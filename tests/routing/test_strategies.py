@@ -127,6 +127,14 @@ def test_latency_based_routing_stops_sending_to_the_slow_deployment(
     # Each deployment is new (latency 0) until it answered once; after that `fast` always wins.
     assert upstream.served["slow"] <= 2, upstream.served
     assert upstream.served["fast"] >= 14
+    # A rebuild makes a new Router; what the strategy learnt moves with the pool.
+    router = gw.state.holder.current.router
+    assert httpx.post(f"{gw.url}/admin/refresh", timeout=60).status_code == 200
+    assert gw.state.holder.current.router is not router
+    slow = upstream.served["slow"]
+    for _ in range(6):
+        ask(gw)
+    assert upstream.served["slow"] == slow, upstream.served
 
 
 def test_latency_based_routing_ranks_streams_by_time_to_first_token(
