@@ -199,3 +199,13 @@ def test_a_refused_request_has_its_log_line(keyed: Callable[..., LiveGateway], c
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "turnout.requests"]
     assert [(line["status"], line["error"]) for line in lines] == [(403, "model_not_allowed"),
                                                                    (404, "model_not_found")]
+
+
+def test_a_key_limited_to_some_models_lists_only_those(keyed: Callable[..., LiveGateway]) -> None:
+    gw = keyed()
+    listed = httpx.get(f"{gw.url}/v1/models", headers={"Authorization": f"Bearer {KEYS['team-b']}"}, timeout=10)
+    assert [m["id"] for m in listed.json()["data"]] == ["glm"]
+    everything = httpx.get(f"{gw.url}/v1/models", headers={"x-api-key": KEYS["team-a"]}, timeout=10).json()
+    assert {"glm", "qwen", "auto"} <= {m["id"] for m in everything["data"]}
+    one = httpx.get(f"{gw.url}/v1/models/qwen", headers={"Authorization": f"Bearer {KEYS['team-b']}"}, timeout=10)
+    assert one.status_code == 403 and one.json()["error"]["code"] == "model_not_allowed"

@@ -51,11 +51,10 @@ def _matches(token: str, keys: list[str]) -> bool:
     return found
 
 
-async def require_client(request: Request, state: State) -> None:
-    if state.settings.auth_required:
-        # Anthropic clients (Claude Code listing models) send the key as x-api-key.
-        api_key = request.headers.get("x-api-key")
-        identify(state, f"Bearer {api_key}" if api_key else request.headers.get("authorization"))
+async def require_client(request: Request, state: State) -> Caller:
+    # Anthropic clients (Claude Code listing models) send the key as x-api-key.
+    api_key = request.headers.get("x-api-key")
+    return identify(state, f"Bearer {api_key}" if api_key else request.headers.get("authorization"))
 
 
 def identify(state: AppState, authorization: str | None) -> Caller:
@@ -77,4 +76,5 @@ async def require_admin(request: Request, state: State) -> None:
 
 
 ClientAuth = Depends(require_client)
+ClientCaller = Annotated[Caller, ClientAuth]  # the same dependency: solved once per request
 AdminAuth = Depends(require_admin)
