@@ -136,7 +136,7 @@ async def _tenancy(settings: Settings, metrics: Metrics, stack: contextlib.Async
 async def _save_usage(tenancy: Tenancy) -> None:
     store = tenancy.store
     if isinstance(store, InProcessSpend) and store.dirty:
-        await asyncio.to_thread(store.save, today=day_of(tenancy.clock()))
+        await asyncio.to_thread(store.write, store.rows_to_save(today=day_of(tenancy.clock())))
 
 
 async def _save_usage_every(tenancy: Tenancy, seconds: float) -> None:

@@ -115,7 +115,7 @@ def test_the_store_survives_a_restart_and_forgets_old_weeks(tmp_path: Path) -> N
         await store.add(("2026-12-02", "k", "t", "m"), Totals(requests=2, cost_usd=0.25, prompt_tokens=3))
 
     asyncio.run(fill())
-    store.save(today="2026-12-02")
+    store.write(store.rows_to_save(today="2026-12-02"))
     again = InProcessSpend(path)
     again.load()
     assert asyncio.run(again.spent("2026-12-02", "k")) == 0.25

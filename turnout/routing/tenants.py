@@ -6,6 +6,7 @@
                   Retry-After), then `record` (requests, tokens, USD by day, key, tenant, model)
     SpendStore    where usage and the rpm window live; `InProcessSpend` is the default, its
                   daily totals persisted to `data_dir/usage.json` so a restart keeps today's spend
+                  (the lifespan saves it every few seconds and on shutdown)
 
 Keys from `api_keys` (the plain list) are the key `default`, tenant `default`, without limits;
 the admin key used on a client route is `admin`; with no keys configured every request is
@@ -134,7 +135,7 @@ class SpendStore(Protocol):
 
 
 class InProcessSpend:
-    """The default store: dicts in memory; `save` writes the daily totals to `path` atomically."""
+    """The default store: dicts in memory; `rows_to_save` + `write` put the daily totals in `path`."""
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
@@ -180,18 +181,21 @@ class InProcessSpend:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("could not read %s (%s): usage starts from zero", self._path, type(exc).__name__)
 
-    def save(self, *, today: str) -> None:
-        """Write the last `KEEP_DAYS` days and forget older ones."""
+    def rows_to_save(self, *, today: str) -> list[dict[str, Any]]:
+        """Forget days before the last `KEEP_DAYS`; the rest as rows for `write`. On the event loop."""
         oldest = (datetime.fromisoformat(today) - timedelta(days=KEEP_DAYS - 1)).date().isoformat()
         for key in [k for k in self._usage if k[0] < oldest]:
             del self._usage[key]
         for spent in [k for k in self._spent if k[0] < oldest]:
             del self._spent[spent]
         self.dirty = False
+        return [{"day": k[0], "key": k[1], "tenant": k[2], "model": k[3], **v.as_json()}
+                for k, v in sorted(self._usage.items())]
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Write `rows_to_save`'s rows atomically (blocking: in a thread, the dicts are not touched)."""
         if self._path is None:
             return
-        rows = [{"day": k[0], "key": k[1], "tenant": k[2], "model": k[3], **v.as_json()}
-                for k, v in sorted(self._usage.items())]
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._path.with_suffix(f".tmp{os.getpid()}")
@@ -218,7 +222,7 @@ def seconds_to_midnight(now: float) -> float:
 
 @dataclass(slots=True)
 class Tenancy:
-    """Admission and accounting for named keys; the lifespan saves the store (`InProcessSpend.save`)."""
+    """Admission and accounting for named keys; the lifespan saves an `InProcessSpend` store."""
 
     keys: KeyRing
     store: SpendStore
