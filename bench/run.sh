@@ -8,6 +8,8 @@
 #   bash bench/run.sh --soak     RSS over 10 minutes of mixed load (~11 min; --minutes N for less)
 #   bash bench/run.sh --apis-only --only turnout-20
 #                                chat vs Anthropic Messages vs OpenAI Responses on one Turnout (~2 min)
+#   taskset -c 1 .venv/bin/python bench/strategies.py
+#                                CPU per request of each routing strategy (pick + feed), no server (~30 s)
 #
 # Other options (bench/bench.py --help): --ref REV measures a commit instead of the work tree,
 # --src DIR a scratch copy, --only KEYS some targets, --quick non-streaming runs only,

@@ -24,7 +24,7 @@ from turnout.config import Settings, default_aliases, load_settings
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.yaml"
 # Top-level fields whose example value is data, not the default.
-DATA_DEPENDENT = {"aliases", "deployments", "fallbacks"}
+DATA_DEPENDENT = {"aliases", "deployments", "fallbacks", "strategies", "keys"}
 # Secrets: set through the environment only, so the example leaves them empty.
 SECRETS = {"api_keys", "admin_key", "openrouter_api_key"}
 

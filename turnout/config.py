@@ -40,6 +40,8 @@ SECRET_FIELDS = {"api_keys": "TURNOUT_API_KEYS", "admin_key": "TURNOUT_ADMIN_KEY
 SECRET_VARIABLES = ("OPENROUTER_API_KEY", "TURNOUT_API_KEYS", "TURNOUT_ADMIN_KEY")
 Tier = Literal["free", "paid"]
 PriceField = Literal["prompt", "completion", "request", "image"]  # OpenRouter's provider.max_price keys
+# LiteLLM Router strategies a static group may name (`strategies`); simple-shuffle is the default.
+Strategy = Literal["simple-shuffle", "latency-based-routing", "usage-based-routing-v2", "least-busy"]
 DEFAULT_OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 
 
@@ -294,6 +296,38 @@ class ProbeSettings(_Section):
     feed_cooldown_s: float = Field(600.0, gt=0)
 
 
+KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class GatewayKey(_Section):
+    """A named client key: who it is (name, tenant), what it may call, and its limits."""
+
+    name: str = Field(pattern=KEY_NAME_PATTERN)
+    key: SecretStr | None = None
+    key_env: str | None = None
+    tenant: str | None = Field(None, pattern=KEY_NAME_PATTERN)
+    tenants: list[Annotated[str, Field(pattern=KEY_NAME_PATTERN)]] = Field(default_factory=list)
+    models: list[str] = Field(default_factory=list)
+    rpm: int | None = Field(None, ge=1)
+    daily_budget_usd: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> GatewayKey:
+        if (self.key is None) == (self.key_env is None):
+            raise ValueError(f"key {self.name!r}: give exactly one of `key_env` (YAML) or `key` (environment only)")
+        return self
+
+    @property
+    def own_tenant(self) -> str:
+        return self.tenant or self.name
+
+    def secret(self) -> str | None:
+        """The key itself; None while `key_env` names an unset variable (the key is then off)."""
+        if self.key is not None:
+            return self.key.get_secret_value()
+        return os.environ.get(self.key_env or "") or None
+
+
 def _is_loopback(host: str) -> bool:
     if host in {"localhost", "ip6-localhost"}:
         return True
@@ -319,6 +353,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    keys: list[GatewayKey] = Field(default_factory=list)
     admin_key: SecretStr | None = None
     auth_disabled: bool = False
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -343,6 +378,7 @@ class Settings(BaseSettings):
     aliases: dict[str, AliasSpec] = Field(default_factory=default_aliases)
     deployments: list[StaticDeployment] = Field(default_factory=list)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    strategies: dict[str, Strategy] = Field(default_factory=dict)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     shared_state: SharedStateSettings = Field(default_factory=SharedStateSettings)
     workers: int = Field(1, ge=1, le=64)
@@ -374,7 +410,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
-        if not _is_loopback(self.host) and not self.api_keys and not self.auth_disabled:
+        if not _is_loopback(self.host) and not self.auth_required and not self.auth_disabled:
             raise ValueError(
                 f"host: refusing to listen on non-loopback address {self.host!r} without any API key; "
                 "set TURNOUT_API_KEYS (or auth_disabled: true to run open on purpose)"
@@ -402,6 +438,10 @@ class Settings(BaseSettings):
                 "account's free quota); set shared_state.redis_url, or shared_state.accept_per_process_state: "
                 "true to run them apart on purpose"
             )
+        for group in self.strategies:
+            if group not in {d.name for d in self.deployments}:
+                raise ValueError(f"strategies.{group}: not a deployment name (only static groups take a strategy)")
+        _check_keys(self.keys, self.api_keys)
         clash = set(self.aliases) & {d.name for d in self.deployments}
         if clash:
             raise ValueError(f"deployments: names {sorted(clash)} clash with alias names")
@@ -416,7 +456,12 @@ class Settings(BaseSettings):
     @property
     def auth_required(self) -> bool:
         """Keys, once configured, are always enforced; `auth_disabled` only allows running open off loopback."""
-        return bool(self.api_keys)
+        return bool(self.api_keys or self.active_keys)
+
+    @property
+    def active_keys(self) -> list[GatewayKey]:
+        """Named keys whose secret is set (a `key_env` variable that is unset turns its key off)."""
+        return [k for k in self.keys if k.secret() is not None]
 
     @classmethod
     def settings_customise_sources(
@@ -432,6 +477,17 @@ class Settings(BaseSettings):
         if config_path:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_path)))
         return tuple(sources)
+
+
+def _check_keys(keys: list[GatewayKey], plain: list[SecretStr]) -> None:
+    names = [k.name for k in keys]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        raise ValueError(f"keys: the name {name!r} is used twice")
+    if "default" in names and plain:
+        raise ValueError("keys: the name 'default' is taken by `api_keys` (the unnamed keys)")
+    secrets = [k.secret() for k in keys if k.secret() is not None] + [k.get_secret_value() for k in plain]
+    if len(set(secrets)) != len(secrets):
+        raise ValueError("keys: two keys share the same secret")
 
 
 class ConfigError(Exception):

@@ -3,8 +3,9 @@
     GatewayError                      status, type, code, param, message
     ├── InvalidRequest        400     bad JSON, wrong types, forbidden routing fields
     ├── Unauthorized          401     no or wrong gateway key
-    ├── Forbidden             403     admin route without the admin key
+    ├── Forbidden             403     admin route without the admin key; a model the key may not use
     ├── ModelNotFound         404     unknown model name (suggests close names)
+    ├── KeyLimited            429     a named key over its rpm or daily budget (Retry-After: the window's reset)
     ├── MethodNotAllowed      405     anything but POST on the chat path
     ├── PayloadTooLarge       413     body over max_body_bytes
     ├── UnsupportedMediaType  415     body is not JSON
@@ -72,6 +73,17 @@ class ModelNotFound(GatewayError):
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
+
+
+class KeyLimited(GatewayError):
+    """A named gateway key is over its requests per minute or its daily budget."""
+
+    status = 429
+    type = "rate_limit_error"
+
+    def __init__(self, message: str, *, code: str, retry_after: float) -> None:
+        super().__init__(message, code=code, headers={"Retry-After": str(max(1, round(retry_after)))})
+        self.retry_after = retry_after
 
 
 class MethodNotAllowed(GatewayError):

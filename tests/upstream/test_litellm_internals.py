@@ -129,3 +129,117 @@ def test_per_call_kwargs() -> None:
     assert {"api_base", "api_key", "custom_llm_provider", "mock_response", "api_version",
             "provider_specific_header"} <= kwargs
     assert len(kwargs) > 100
+
+
+def _strategy_router(strategy: str) -> Any:
+    """Group `g` (d0, d2 in order 1) under its own strategy, the Router's default left as simple-shuffle."""
+    return _router(routing_groups=litellm_internals.strategy_groups({"g": strategy}))
+
+
+def _event(kind: str, entry: str, **extra: Any) -> litellm_internals.StrategyEvent:
+    now = time.time()
+    return litellm_internals.StrategyEvent(kind=kind, group="g", entry_id=entry, model=f"openai/m{entry[1]}",
+                                           **{"started": now, "ended": now, **extra})
+
+
+def _picks(router: Any, n: int = 8) -> set[str]:
+    async def run() -> set[str]:
+        return {(await litellm_internals.full_pick(router, "g", order=1, excluded=[]))["model_info"]["id"]
+                for _ in range(n)}
+
+    return asyncio.run(run())
+
+
+def test_full_pick_holds_no_least_busy_reservation() -> None:
+    router = _strategy_router("least-busy")
+    # A reserved pick would count for 30 s: d0 and d2 would then take turns.
+    assert len(_picks(router, 6)) == 1
+
+
+def test_strategy_group_name() -> None:
+    assert litellm_internals.strategy_group_name("fast") == "turnout:fast"
+
+
+def test_strategy_groups() -> None:
+    groups = litellm_internals.strategy_groups({"g": "least-busy", "h": "simple-shuffle"})
+    assert groups == [{"group_name": "turnout:g", "models": ["g"], "routing_strategy": "least-busy"}]
+    router = _router(routing_groups=groups)
+    assert router.settings().routing_strategy == "simple-shuffle"  # the group has its own, the Router keeps its
+
+
+def test_strategy_pick() -> None:
+    async def run() -> None:
+        router = _strategy_router("least-busy")
+        healthy = [e for e in litellm_internals.router_entries(router) if e["litellm_params"]["order"] == 1]
+        await litellm_internals.feed_strategy(router, "least-busy", _event("start", "d0@g"))
+        for _ in range(3):  # d0 has one in flight; no pick reserves, so d2 keeps winning
+            chosen = await litellm_internals.strategy_pick(router, "least-busy", "g", healthy, stream=False)
+            assert chosen is not None and chosen["model_info"]["id"] == "d2@g"
+        latency = _strategy_router("latency-based-routing")
+        # d0: slow answers, fast first tokens; d2 the other way round.
+        for entry, total, first in (("d0@g", 3.0, 0.1), ("d2@g", 0.5, 0.4)):
+            now = time.time()
+            await litellm_internals.feed_strategy(latency, "latency-based-routing", _event(
+                "success", entry, started=now, ended=now + total, first_token=now + first, stream=True))
+        pick = litellm_internals.strategy_pick
+        assert (await pick(latency, "latency-based-routing", "g", healthy, stream=True))["model_info"]["id"] == "d0@g"
+        assert (await pick(latency, "latency-based-routing", "g", healthy, stream=False))["model_info"]["id"] == "d2@g"
+        assert await pick(_router(), "least-busy", "g", healthy, stream=False) is None  # no such routing group
+        litellm_internals.retire(router)
+        litellm_internals.retire(latency)
+
+    asyncio.run(run())
+
+
+def test_feed_strategy() -> None:
+    async def run() -> None:
+        latency = _strategy_router("latency-based-routing")
+        slow = _event("success", "d0@g", ended=time.time() + 2, completion_tokens=2, total_tokens=5)
+        await litellm_internals.feed_strategy(latency, "latency-based-routing", slow)
+        await litellm_internals.feed_strategy(latency, "latency-based-routing", _event("success", "d2@g"))
+        samples = latency.health().store.get_cache(key="g_map", local_only=True)
+        assert 0.9 < samples["d0@g"]["latency_normalized"][0] < 1.1  # 2 s / 2 completion tokens
+        assert (await litellm_internals.full_pick(latency, "g", order=1, excluded=[]))["model_info"]["id"] == "d2@g"
+        await litellm_internals.feed_strategy(latency, "latency-based-routing",
+                                              _event("failure", "d2@g", timeout=True))
+        samples = latency.health().store.get_cache(key="g_map", local_only=True)
+        assert samples["d2@g"]["latency_normalized"][-1] == 1000.0  # LiteLLM's timeout penalty
+        samples["d0@g"]["2020-01-01-00-00"] = {"tpm": 1, "rpm": 1}  # a past minute: dropped on the next answer
+        await litellm_internals.feed_strategy(latency, "latency-based-routing", _event("success", "d0@g"))
+        minutes = [k for k in latency.health().store.get_cache(key="g_map", local_only=True)["d0@g"] if k[0] == "2"]
+        assert len(minutes) == 1 and minutes[0] != "2020-01-01-00-00"
+
+        busy = _strategy_router("least-busy")
+        for _ in range(2):
+            await litellm_internals.feed_strategy(busy, "least-busy", _event("start", "d0@g"))
+        assert busy.health().store.get_cache(key="g_request_count:d0@g", local_only=True) == 2
+        assert (await litellm_internals.full_pick(busy, "g", order=1, excluded=[]))["model_info"]["id"] == "d2@g"
+        await litellm_internals.feed_strategy(busy, "least-busy", _event("success", "d0@g"))
+        await litellm_internals.feed_strategy(busy, "least-busy", _event("failure", "d0@g"))
+        assert busy.health().store.get_cache(key="g_request_count:d0@g", local_only=True) == 0
+
+        usage = _strategy_router("usage-based-routing-v2")
+        await litellm_internals.feed_strategy(usage, "usage-based-routing-v2", _event("start", "d0@g"))
+        await litellm_internals.feed_strategy(usage, "usage-based-routing-v2",
+                                              _event("success", "d0@g", total_tokens=900))
+        assert (await litellm_internals.full_pick(usage, "g", order=1, excluded=[]))["model_info"]["id"] == "d2@g"
+        for router in (latency, busy, usage):
+            litellm_internals.retire(router)
+
+    asyncio.run(run())
+
+
+def test_carry_strategy_state() -> None:
+    async def run() -> None:
+        for strategy, kind, key in (("latency-based-routing", "success", "g_map"),
+                                    ("least-busy", "start", "g_request_count:d0@g")):
+            old, new = _strategy_router(strategy), _strategy_router(strategy)
+            await litellm_internals.feed_strategy(old, strategy, _event(kind, "d0@g", ended=time.time() + 1))
+            litellm_internals.carry_strategy_state(old, new, strategies={"g": strategy},
+                                                   entries={"g": [("d0@g", "openai/m0"), ("d2@g", "openai/m2")]})
+            carried = new.health().store.get_cache(key=key, local_only=True)
+            assert carried is not None and carried == old.health().store.get_cache(key=key, local_only=True)
+            litellm_internals.retire(old)
+            litellm_internals.retire(new)
+
+    asyncio.run(run())

@@ -1,4 +1,5 @@
-"""Admin routes (admin key): the live pool with its scores, a manual rebuild, and probe results."""
+"""Admin routes (admin key): the live pool with its scores, a manual rebuild, probe results, and usage by
+key and tenant."""
 
 from __future__ import annotations
 
@@ -87,3 +88,8 @@ async def admin_probe(feed: ProbeFeed, state: State) -> dict[str, Any]:
     outcome = apply_probe(results, holder=state.holder, passive=state.passive,
                           cooldown_s=state.settings.probe.feed_cooldown_s)
     return {"recorded": outcome.recorded, "benched": list(outcome.benched), "not_in_pool": list(outcome.not_in_pool)}
+
+
+@router.get("/usage", summary="Usage and cost today and this week, by key, tenant and model; each key's budget")
+async def admin_usage(state: State) -> dict[str, Any]:
+    return await state.tenancy.report()

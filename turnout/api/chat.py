@@ -28,7 +28,7 @@ from turnout.api.asgi import (
     read_json,
     send_error,
 )
-from turnout.api.deps import AppState, check_client_key
+from turnout.api.deps import AppState, identify
 from turnout.api.error_shapes import INTERNAL_ERROR, error_body
 from turnout.api.scrape import metrics_of
 from turnout.api.surface import EdgeRequest, StreamEvents, Surface
@@ -41,6 +41,7 @@ from turnout.routing.engine import Outcome
 from turnout.routing.request import ChatRequest, parse_chat_request
 from turnout.routing.snapshot import Snapshot
 from turnout.routing.sticky import session_key
+from turnout.routing.tenants import Caller
 from turnout.upstream.failures import AttemptError
 from turnout.upstream.openai_wire import Frame
 
@@ -135,8 +136,8 @@ async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Rep
     if head.method != "POST":
         raise MethodNotAllowed(f"Use POST for {surface.path}.", headers={"Allow": "POST"})
     settings = state.settings
-    if settings.auth_required:
-        log_line.key = check_client_key(settings, surface.authorization(head))
+    caller = identify(state, surface.authorization(head))
+    log_line.key = caller.key
     body = await read_json(receive, head, settings.max_body_bytes)
     request = surface.parse(body, settings)
     chat = request.chat
@@ -146,17 +147,20 @@ async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Rep
     if snapshot is None:
         raise NotReady("No routable pool yet; see GET /readyz.")
     request_id = log_line.request_id
+    account = _Account(state, caller, caller.tenant_for(_tenant_id(body)))
     watch = DisconnectWatch(receive)
     session = _session_source(head, chat)
     try:
+        await state.tenancy.admit(caller, snapshot.resolve(chat.model))  # refused: logged like any failure
         if chat.stream:
-            await _stream(state, snapshot, request, log_line, reply, watch, surface, session)
+            await _stream(state, snapshot, request, log_line, reply, watch, surface, session, account)
         else:
             outcome = await state.engine.complete(chat, snapshot, session=session)
             watch.stop()
             payload = _normalise(outcome.value, outcome)
             cost = log_line.finished(outcome, status=200, usage=payload.get("usage"),
                                      completion=payload.get("choices"))
+            await account.record(outcome, payload.get("usage"), cost)
             data = dumps(surface.answer(payload, outcome, request))
             headers = _outcome_headers(request_id, outcome, cost)
             headers += request.headers
@@ -174,13 +178,34 @@ async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Rep
         watch.stop()
 
 
+class _Account:
+    """What one request is counted under (key, tenant) once it was answered."""
+
+    __slots__ = ("_caller", "_state", "_tenant")
+
+    def __init__(self, state: AppState, caller: Caller, tenant: str) -> None:
+        self._state, self._caller, self._tenant = state, caller, tenant
+
+    async def record(self, outcome: Outcome[Any], usage: Any, cost: Cost | None) -> None:
+        await self._state.tenancy.record(self._caller, self._tenant, model=outcome.deployment.model,
+                                         usage=usage if isinstance(usage, dict) else None,
+                                         cost_usd=None if cost is None else cost.usd)
+
+
+def _tenant_id(body: Any) -> Any:
+    """`metadata.tenant_id` as the client sent it (chat, Messages and Responses bodies alike)."""
+    metadata = body.get("metadata") if isinstance(body, dict) else None
+    return metadata.get("tenant_id") if isinstance(metadata, dict) else None
+
+
 def _session_source(head: RequestHead, chat: ChatRequest) -> Callable[[], str | None]:
     """The sticky-session key, worked out only when the request's group pins."""
     return lambda: session_key(head.get, chat.body)
 
 
 async def _stream(state: AppState, snapshot: Snapshot, request: EdgeRequest, log_line: RequestLog, reply: Reply,
-                  watch: DisconnectWatch, surface: Surface, session: Callable[[], str | None]) -> None:
+                  watch: DisconnectWatch, surface: Surface, session: Callable[[], str | None],
+                  account: _Account) -> None:
     engine = state.engine
     outcome = await engine.open_stream(request.chat, snapshot, session=session)
     source, frame = outcome.value
@@ -205,15 +230,17 @@ async def _stream(state: AppState, snapshot: Snapshot, request: EdgeRequest, log
                 out.clear()
             frame = await source.next(idle_s)
         out += (source.trailer(), events.end())
-        log_line.finished(outcome, status=200, usage=usage, stream=source)
+        await account.record(outcome, usage, log_line.finished(outcome, status=200, usage=usage, stream=source))
     except AttemptError as error:  # the stream broke and could not be continued (already recorded)
         message = state.redactor.text(f"The upstream stream failed after it started: {error.message}")
         out += (source.trailer(), events.fail(message, type_="upstream_error", code=error.kind,
                                                request_id=log_line.request_id))
-        log_line.finished(outcome, status=200, usage=usage, stream_error=error.kind, stream=source)
+        await account.record(outcome, usage, log_line.finished(outcome, status=200, usage=usage,
+                                                               stream_error=error.kind, stream=source))
     except asyncio.CancelledError:
         if watch.gone:
-            log_line.finished(outcome, status=200, usage=usage, stream_error="client_closed")
+            cost = log_line.finished(outcome, status=200, usage=usage, stream_error="client_closed")
+            await account.record(outcome, usage, cost)
         raise
     except Exception as exc:
         log.exception("stream from %s failed inside the gateway", outcome.deployment.model)

@@ -15,6 +15,7 @@ from turnout.pool.provider_health import PassiveStats
 from turnout.routing.engine import Engine
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.snapshot import SnapshotHolder
+from turnout.routing.tenants import Caller, Tenancy
 
 if TYPE_CHECKING:
     from turnout.pool.refresh import PoolManager
@@ -27,6 +28,7 @@ class AppState:
     engine: Engine
     budget: FreeTierBudget
     manager: PoolManager
+    tenancy: Tenancy
     passive: PassiveStats = field(default_factory=PassiveStats)  # our own outcomes (and fed probe results)
     extras: dict[str, Any] = field(default_factory=dict)
     redactor: Redactor = field(default_factory=lambda: Redactor(()))
@@ -59,28 +61,17 @@ def _matching(token: str, keys: list[str]) -> int | None:
     return found
 
 
-async def require_client(request: Request, state: State) -> None:
-    settings = state.settings
-    if settings.auth_required:
-        # Anthropic clients (Claude Code listing models) send the key as x-api-key.
-        api_key = request.headers.get("x-api-key")
-        request.state.key_name = check_client_key(
-            settings, f"Bearer {api_key}" if api_key else request.headers.get("authorization"))
+async def require_client(request: Request, state: State) -> Caller:
+    # Anthropic clients (Claude Code listing models) send the key as x-api-key.
+    api_key = request.headers.get("x-api-key")
+    caller = identify(state, f"Bearer {api_key}" if api_key else request.headers.get("authorization"))
+    request.state.key_name = caller.key  # for the request's log line (turnout.api.gateway)
+    return caller
 
 
-def check_client_key(settings: Settings, authorization: str | None) -> str:
-    """The key's name for the log (`key-N`, N its place in `api_keys`, or `admin`); Unauthorized
-    unless the Authorization header carries a client (or the admin) key."""
-    token = _bearer(authorization)
-    if token is None:
-        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
-    keys = [k.get_secret_value() for k in settings.api_keys]
-    if settings.admin_key:
-        keys.append(settings.admin_key.get_secret_value())
-    name = _matching(token, keys)
-    if name is None:
-        raise Unauthorized("Invalid API key.")
-    return "admin" if settings.admin_key and name == len(keys) else f"key-{name}"
+def identify(state: AppState, authorization: str | None) -> Caller:
+    """Which key the Authorization header carries (a client key or the admin key); Unauthorized if none."""
+    return state.tenancy.keys.identify(_bearer(authorization))
 
 
 async def require_admin(request: Request, state: State) -> None:
@@ -95,4 +86,5 @@ async def require_admin(request: Request, state: State) -> None:
 
 
 ClientAuth = Depends(require_client)
+ClientCaller = Annotated[Caller, ClientAuth]  # the same dependency: solved once per request
 AdminAuth = Depends(require_admin)

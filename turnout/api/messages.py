@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from turnout.api import chat
 from turnout.api.asgi import JSON_TYPE, RequestHead, header_value, read_json, send_error
-from turnout.api.deps import AppState, check_client_key
+from turnout.api.deps import AppState, identify
 from turnout.api.error_shapes import INTERNAL_ERROR, anthropic_error_body
 from turnout.api.surface import EdgeRequest
 from turnout.config import Settings
@@ -129,8 +129,7 @@ async def _count(state: AppState, head: RequestHead, receive: Receive, caller: l
     if head.method != "POST":
         raise MethodNotAllowed(f"Use POST for {COUNT_PATH}.", headers={"Allow": "POST"})
     settings = state.settings
-    if settings.auth_required:
-        caller[0] = check_client_key(settings, bearer_or_api_key(head))
+    caller[0] = identify(state, bearer_or_api_key(head)).key
     body = await read_json(receive, head, settings.max_body_bytes)
     messages, tools = dialect.count_request(body)
     snapshot = state.holder.current

@@ -13,29 +13,35 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from turnout.api.deps import ClientAuth, State
-from turnout.errors import NotReady
+from turnout.api.deps import ClientAuth, ClientCaller, State
+from turnout.errors import Forbidden, NotReady
 from turnout.pool.model import Deployment, Group, Pool
 
 router = APIRouter(dependencies=[ClientAuth])
 
 
 @router.get("/v1/models", summary="List models and aliases")
-async def list_models(state: State) -> dict[str, Any]:
+async def list_models(state: State, caller: ClientCaller) -> dict[str, Any]:
     snapshot = state.holder.current
     if snapshot is None:
         raise NotReady("No routable pool yet; see GET /readyz.")
-    data = [describe(group, snapshot.pool) for group in snapshot.pool.groups.values()]
+    allowed = caller.spec.models if caller.spec is not None else []  # a key limited to some models lists those
+    data = [describe(group, snapshot.pool) for group in snapshot.pool.groups.values()
+            if not allowed or group.name in allowed]
     return {"object": "list", "data": data, "has_more": False,
             "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
 
 
 @router.get("/v1/models/{model_id:path}", summary="Describe one model or alias")
-async def get_model(model_id: str, state: State) -> dict[str, Any]:
+async def get_model(model_id: str, state: State, caller: ClientCaller) -> dict[str, Any]:
     snapshot = state.holder.current
     if snapshot is None:
         raise NotReady("No routable pool yet; see GET /readyz.")
-    return describe(snapshot.pool.groups[snapshot.resolve(model_id)], snapshot.pool)
+    group = snapshot.resolve(model_id)
+    if caller.spec is not None and caller.spec.models and group not in caller.spec.models:
+        raise Forbidden(f"The key '{caller.key}' may not use the model '{group}'.", param="model",
+                        code="model_not_allowed")
+    return describe(snapshot.pool.groups[group], snapshot.pool)
 
 
 def describe(group: Group, pool: Pool) -> dict[str, Any]:

@@ -351,7 +351,8 @@ class PoolManager:
         return pool
 
     async def _publish(self, pool: Pool, *, paced: bool) -> None:
-        if paced:
+        # usage-based-routing-v2 starts a sync task on the running loop as its Router is built.
+        if paced or "usage-based-routing-v2" in self._settings.strategies.values():
             snapshot = await build_snapshot_paced(pool, self._settings, pause=Pacer(busy=self._busy))
         else:  # the first pool: nothing is served yet, build it in one go
             snapshot = await asyncio.to_thread(build_snapshot, pool, self._settings)

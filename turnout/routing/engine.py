@@ -37,6 +37,7 @@ from turnout.routing.request import ChatRequest
 from turnout.routing.retry_wait import retry_after_wait
 from turnout.routing.snapshot import Snapshot, SnapshotHolder
 from turnout.routing.sticky import InProcessPins, KeySource, Pin, StickySessions
+from turnout.routing.strategies import StrategyFeed
 from turnout.upstream import litellm_call as translate
 from turnout.upstream import litellm_internals
 from turnout.upstream.failures import AttemptError
@@ -144,6 +145,7 @@ class Engine:
         self._observer = observer or AttemptObserver()
         self._rng = random.Random()
         self._prefill = PrefillMemory(settings.streams.no_prefill)
+        self._strategies = StrategyFeed(holder)
         self.sessions = sessions or StickySessions(
             settings=settings, store=InProcessPins(max_entries=settings.sessions.max_entries))
 
@@ -309,7 +311,7 @@ class Engine:
     ) -> tuple[Deployment, str, float, T]:
         """One attempt, hedged when the walk hedges: (who answered, its group, when it started, the answer)."""
         started = time.monotonic()
-        task = self._start(walk, dep, call)
+        task = self._start(walk, group, dep, call)
         if walk.hedge is None:
             try:
                 return dep, group, started, await task
@@ -321,17 +323,22 @@ class Engine:
                                                        current=dep))
         return winner.deployment, winner.group, winner.started, value
 
-    def _start(self, walk: _Walk, dep: Deployment,
+    def _start(self, walk: _Walk, group: str, dep: Deployment,
                call: Callable[[Deployment, dict[str, Any], float], Awaitable[T]]) -> Awaitable[T]:
         body = self._upstream_body(walk.request_of(dep), dep)
-        return call(dep, body, max(0.05, walk.remaining()))
+        attempt = call(dep, body, max(0.05, walk.remaining()))
+        strategy = walk.snapshot.strategies.get(group)
+        if strategy is None:
+            return attempt
+        return self._strategies.fed(group, strategy, dep, attempt, stream=walk.request.stream)
 
     async def _wait_out(self, walk: _Walk, group: str, order: int, dep: Deployment,
                         error: AttemptError) -> Deployment | None:
         """After a 429 with a short Retry-After and no peer in the tier: wait, and ask `dep` again."""
         if error.kind != "rate_limited" or error.retry_after is None or dep.id in walk.waited:
             return None
-        peer = await self._router_pick(walk.snapshot, group, order, self._excluded(walk) | walk.tried)
+        peer = await self._router_pick(walk.snapshot, group, order, self._excluded(walk) | walk.tried,
+                                       stream=walk.request.stream)
         wait = retry_after_wait(kind=error.kind, retry_after=error.retry_after,
                                 cap_s=self._settings.retries.retry_after_wait_max_s, has_peer=peer is not None,
                                 remaining_s=walk.remaining(), waited=dep.id in walk.waited)
@@ -352,7 +359,8 @@ class Engine:
             if fallback not in walk.visited and fallback in snapshot.pool.groups:
                 chain += [(fallback, o) for o in snapshot.orders.get(fallback, ())]
         for candidate_group, candidate_order in chain:
-            entry = await self._router_pick(snapshot, candidate_group, candidate_order, base)
+            entry = await self._router_pick(snapshot, candidate_group, candidate_order, base,
+                                            stream=walk.request.stream)
             if entry is not None:
                 return snapshot.deployment(entry), candidate_group
         return None
@@ -390,15 +398,16 @@ class Engine:
         # A tried deployment gets one more chance, only when nothing untried is left, and
         # never one that timed out without a word (it would most likely do it again).
         for exclude in (base | walk.tried, base | walk.retried | walk.silent):
-            entry = await self._router_pick(snapshot, group, order, exclude)
+            entry = await self._router_pick(snapshot, group, order, exclude, stream=walk.request.stream)
             if entry is not None:
                 return snapshot.deployment(entry)
             if not walk.tried:
                 break
         return None
 
-    async def _router_pick(self, snapshot: Snapshot, group: str, order: int, exclude: set[str]) -> str | None:
-        chosen = await snapshot.picker.pick(group, order, exclude)
+    async def _router_pick(self, snapshot: Snapshot, group: str, order: int, exclude: set[str], *,
+                           stream: bool = False) -> str | None:
+        chosen = await snapshot.picker.pick(group, order, exclude, stream=stream)
         if not chosen:
             return None
         info = chosen.get("model_info") or {}
@@ -637,7 +646,7 @@ class _HedgeEvents:
             if await self._engine._admit(walk, dep):
                 break
         walk.tried.add(dep.id)
-        task = asyncio.ensure_future(self._engine._start(walk, dep, self._call))
+        task = asyncio.ensure_future(self._engine._start(walk, group, dep, self._call))
         return HedgedCall(deployment=dep, group=group, started=time.monotonic(), task=task)
 
     def failed(self, call: HedgedCall[Any], error: AttemptError) -> None:

@@ -16,15 +16,20 @@ The draw is LiteLLM's `simple_shuffle` rule (a weighted pick on the Router's `we
 out once per snapshot: `simple_shuffle` itself rebuilds its weight list and formats a log
 argument on every call, which made a pick cost grow with the group's size.
 
-Everything else (rpm/tpm accounting, other strategies, health-check routing, pre-call
-checks) goes to the Router's full selection.
+A group with its own strategy (`strategies`: latency-based, usage-based-v2, least-busy)
+gets the same candidates, cooldowns read for all of them, and the healthy ones go to the
+strategy's own selector (`litellm_internals.strategy_pick`), as the Router's selection
+hands them to it: a tenth of the CPU of the Router's full selection for the same choice.
+
+Everything else (rpm/tpm accounting, the Router's own strategy, least-busy with rpm/tpm
+limits, health-check routing, pre-call checks) goes to the Router's full selection.
 """
 
 from __future__ import annotations
 
 import random
 from bisect import bisect
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +44,14 @@ _Candidates = tuple[tuple[str, str, dict[str, Any]], ...]  # (deployment id, ent
 class Picker:
     """Picks for one Router; built with its snapshot, read-only afterwards."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, *, strategies: Mapping[str, str] | None = None) -> None:
+        strategies = strategies or {}
         self._router = router
         self._candidates: dict[tuple[str, int], _Candidates] = {}
         self._full: dict[tuple[str, int], tuple[dict[str, Any], ...]] = {}
         self._cumulative: dict[tuple[str, int], list[float] | None] = {}
         self._delegated: set[str] = set()
+        self._strategies = dict(strategies)
         self._entry_ids: dict[tuple[str, str], list[str]] = {}  # (group, deployment id) -> Router ids
         settings = litellm_internals.routing_settings(router)
         plain = (settings.strategy == "simple-shuffle" and not settings.pre_call_checks
@@ -55,7 +62,8 @@ class Picker:
             params = entry.get("litellm_params") or {}
             info = entry.get("model_info") or {}
             self._entry_ids.setdefault((group, info.get("deployment") or ""), []).append(info["id"])
-            if not plain or _limited(params, info):
+            strategy = strategies.get(group)
+            if not plain or (_limited(params, info) and strategy in (None, "least-busy")):
                 self._delegated.add(group)
             if info.get("blocked") is True or params.get("order") is None:
                 continue
@@ -70,10 +78,14 @@ class Picker:
         """Whether picks for `group` go through the Router's full selection."""
         return group in self._delegated
 
-    async def pick(self, group: str, order: int, exclude: Collection[str]) -> dict[str, Any] | None:
+    async def pick(self, group: str, order: int, exclude: Collection[str], *,
+                   stream: bool = False) -> dict[str, Any] | None:
         """The Router deployment dict to try next, or None; `exclude` holds deployment ids."""
         if group in self._delegated:
             return await self._router_pick(group, order, exclude)
+        strategy = self._strategies.get(group)
+        if strategy is not None:
+            return await self._strategy_pick(group, order, exclude, strategy=strategy, stream=stream)
         candidates = self._candidates.get((group, order), ())
         if exclude:
             candidates = tuple(c for c in candidates if c[0] not in exclude)
@@ -99,12 +111,24 @@ class Picker:
     async def pinned(self, group: str, order: int, deployment_id: str, *,
                      exclude: Collection[str]) -> dict[str, Any] | None:
         """The Router's dict for `deployment_id` in this tier of `group`, unless excluded or cooling down."""
-        if deployment_id in exclude or group in self._delegated:  # rpm/tpm groups: the Router's accounting decides
+        if deployment_id in exclude or group in self._delegated or group in self._strategies:
+            # rpm/tpm groups: the Router's accounting decides; strategy groups: the strategy
             return None
         entry = next((c for c in self._candidates.get((group, order), ()) if c[0] == deployment_id), None)
         if entry is None:
             return None
         return None if litellm_internals.active_cooldowns(self._router, [entry[1]]) else entry[2]
+
+    async def _strategy_pick(self, group: str, order: int, exclude: Collection[str], *, strategy: str,
+                             stream: bool) -> dict[str, Any] | None:
+        candidates = [c for c in self._candidates.get((group, order), ()) if c[0] not in exclude]
+        if not candidates:
+            return None
+        cooling = {eid for eid, _ in litellm_internals.active_cooldowns(self._router, [c[1] for c in candidates])}
+        healthy = [c[2] for c in candidates if c[1] not in cooling]
+        if not healthy:
+            return None
+        return await litellm_internals.strategy_pick(self._router, strategy, group, healthy, stream=stream)
 
     async def _router_pick(self, group: str, order: int, exclude: Collection[str]) -> dict[str, Any] | None:
         excluded = [eid for dep_id in exclude for eid in self._entry_ids.get((group, dep_id), ())]

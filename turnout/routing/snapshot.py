@@ -86,6 +86,7 @@ class Snapshot:
     urls: Mapping[str, URL]
     built_at: float
     fitness: Fitness = field(repr=False)
+    strategies: Mapping[str, str] = field(default_factory=dict)  # group -> its Router strategy (not simple-shuffle)
 
     def resolve(self, name: str) -> str:
         """The group a client's model name routes to, or ModelNotFound with close names."""
@@ -108,6 +109,10 @@ class Snapshot:
     def url(self, deployment: Deployment) -> URL:
         return self.urls[deployment.id]
 
+    def strategy_members(self, group: str) -> list[tuple[str, str]]:
+        """(Router entry id, LiteLLM model) of each member of `group`, as its strategy keys them."""
+        return [(entry_id(d.id, group), d.litellm_model) for _, d in self.pool.members_of(group)]
+
 
 class SnapshotHolder:
     """Holds the current snapshot; `publish` is the only writer.
@@ -128,6 +133,7 @@ class SnapshotHolder:
         old = self._current
         if old is not None and old.router is not snapshot.router:
             _carry_cooldowns(old, snapshot)
+            _carry_strategy_state(old, snapshot)
         self._current = snapshot
         if old is not None and old.router is not snapshot.router:
             litellm_internals.retire(old.router)
@@ -156,6 +162,13 @@ def _carry_cooldowns(old: Snapshot, new: Snapshot) -> None:
             status = int(value["status_code"]) if str(value.get("status_code", "")).isdigit() else 500
             litellm_internals.bench(new.router, [entry_id], seconds=left,
                                     reason=Exception(str(value.get("exception_received", ""))), status=status)
+
+
+def _carry_strategy_state(old: Snapshot, new: Snapshot) -> None:
+    strategies = {g: s for g, s in new.strategies.items() if old.strategies.get(g) == s}
+    if strategies:
+        litellm_internals.carry_strategy_state(old.router, new.router, strategies=strategies,
+                                               entries={g: new.strategy_members(g) for g in strategies})
 
 
 def resolve_credentials(pool: Pool, settings: Settings) -> dict[str, str | None]:
@@ -227,6 +240,7 @@ class _RouterPlan:
     entries: dict[str, list[str]]
     orders: dict[str, tuple[int, ...]]
     router_args: dict[str, Any]
+    strategies: dict[str, str]
 
     @classmethod
     def of(cls, pool: Pool, settings: Settings) -> _RouterPlan:
@@ -246,6 +260,8 @@ class _RouterPlan:
                                    "model_info": {"id": eid, "deployment": dep.id}})
             orders[group.name] = tuple(sorted({m.order for m in group.members}))
         groups = pool.groups.values()
+        strategies: dict[str, str] = {g: s for g, s in settings.strategies.items()
+                                      if g in pool.groups and s != "simple-shuffle"}
         router_args = {
             "routing_strategy": "simple-shuffle",
             "num_retries": 0,
@@ -258,19 +274,22 @@ class _RouterPlan:
             "allowed_fails": settings.retries.allowed_fails,
             "ignore_invalid_deployments": True,
         }
+        if strategies:
+            router_args["routing_groups"] = litellm_internals.strategy_groups(strategies)
         return cls(pool=pool, settings=settings, model_list=model_list, entries=entries, orders=orders,
-                   router_args=router_args)
+                   router_args=router_args, strategies=strategies)
 
     def snapshot(self, router: Router) -> Snapshot:
         pool, settings = self.pool, self.settings
         return Snapshot(
             pool=pool,
             router=router,
-            picker=Picker(router),
+            picker=Picker(router, strategies=self.strategies),
             entries=MappingProxyType({k: tuple(v) for k, v in self.entries.items()}),
             orders=MappingProxyType(self.orders),
             credentials=MappingProxyType(resolve_credentials(pool, settings)),
             urls=MappingProxyType(_chat_urls(pool, settings)),
             built_at=time.time(),
             fitness=Fitness.of(pool),
+            strategies=MappingProxyType(self.strategies),
         )

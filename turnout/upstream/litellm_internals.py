@@ -14,6 +14,10 @@ the hot path at a distance.
     active_cooldowns    router.health().cooldowns.get_active_...  (sync and async)
     full_pick           router.select(group, {_excluded_deployment_ids, _target_order})
                                                                   was async_get_available_deployment
+    strategy_groups     Router(routing_groups=[...])              a strategy per model group
+    strategy_pick       the group's selector (router._selectors)  what the Router's selection asks it
+    feed_strategy       the group's selector                      what LiteLLM's callbacks tell it
+    carry_strategy_state  the Router's routing cache, key by key  latency, in-flight, tpm/rpm
     retire              router.retire()                           was Router.discard
     per_call_kwargs     litellm.types.utils.all_litellm_params    the kwargs acompletion honours
 
@@ -25,8 +29,10 @@ patching two module globals; since 1.110 it loads the tokenizer on first use, an
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -101,12 +107,173 @@ def cooldown_ends(entries: Iterable[CooldownEntry]) -> dict[str, float]:
 async def full_pick(router: Router, group: str, *, order: int, excluded: list[str]) -> dict[str, Any] | None:
     """The Router's whole selection (strategies, rpm/tpm, pre-call checks) for one order of a group.
 
-    None when it has nothing to offer; the Router says so with several exception types."""
+    None when it has nothing to offer; the Router says so with several exception types.
+    least-busy would hold each pick as a 30 s reservation until LiteLLM's own call starts;
+    the gateway counts the attempt itself as it starts (`feed_strategy`), so picks hold none."""
+    from litellm.router_strategy.least_busy import picks_reserve
+
     try:
-        chosen = await router.select(group, {"_excluded_deployment_ids": excluded, "_target_order": order})
+        with picks_reserve(False):
+            chosen = await router.select(group, {"_excluded_deployment_ids": excluded, "_target_order": order})
     except Exception:
         return None
     return chosen if isinstance(chosen, dict) and chosen else None
+
+
+def strategy_group_name(group: str) -> str:
+    """The Router routing group that carries `group`'s strategy (one per model group)."""
+    return f"turnout:{group}"
+
+
+def strategy_groups(strategies: Mapping[str, str]) -> list[dict[str, Any]]:
+    """`routing_groups` for the Router's constructor: each model group with its own strategy."""
+    return [{"group_name": strategy_group_name(group), "models": [group], "routing_strategy": strategy}
+            for group, strategy in strategies.items() if strategy != "simple-shuffle"]
+
+
+def _selector(router: Router, strategy: str, group: str) -> Any:
+    """The Router's selector for `group`'s routing group (its `strategy`), or None."""
+    return router._selectors.selector_for(strategy, "group", strategy_group_name(group), None)
+
+
+async def strategy_pick(router: Router, strategy: str, group: str, healthy: list[dict[str, Any]], *,
+                        stream: bool) -> dict[str, Any] | None:
+    """`group`'s strategy picks among `healthy` (the Router's entries, cooldowns already left out).
+
+    The call the Router's selection makes for a routing group's strategy (`pick_async` in
+    router_rust/steps/selection.py), without its passes over the whole model list; `stream`
+    makes latency-based routing rank by time to first token. Least-busy holds no reservation:
+    the gateway counts the attempt as it starts (`feed_strategy`)."""
+    selector = _selector(router, strategy, group)
+    if selector is None:
+        return None
+    if strategy == "latency-based-routing":
+        chosen = await selector.async_get_available_deployments(model_group=group, healthy_deployments=healthy,
+                                                                request_kwargs={"stream": stream})
+    else:
+        chosen = await selector.async_get_available_deployments(model_group=group, healthy_deployments=healthy)
+    return chosen if isinstance(chosen, dict) and chosen else None
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyEvent:
+    """One attempt as a strategy's callbacks would have seen it, had LiteLLM made the call.
+
+    `kind` is "start" (the call goes out), "success" or "failure"; times are epoch seconds.
+    `model` is the Router entry's `litellm_params.model`."""
+
+    kind: str
+    group: str
+    entry_id: str
+    model: str
+    started: float
+    ended: float = 0.0
+    first_token: float | None = None
+    stream: bool = False
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    timeout: bool = False
+    rpm: int | None = None
+
+
+async def feed_strategy(router: Router, strategy: str, event: StrategyEvent) -> None:
+    """Record an attempt in the state `group`'s strategy picks by, as LiteLLM's callbacks do.
+
+    The gateway calls most upstreams itself (the OpenAI wire), so LiteLLM's logging never
+    sees those calls; each selector gets here what its callbacks would have been given:
+    least-busy counts the attempt in flight from start to end, latency-based-routing keeps
+    the latency (per completion token when the usage says) and, for streams, the time to
+    first token, with its 1000 s penalty for a timeout; usage-based-routing-v2 counts the
+    request against the minute's rpm at start and its tokens at success."""
+    selector = _selector(router, strategy, event.group)
+    if selector is None:
+        return
+    metadata = {"model_group": event.group, "model_info": {"id": event.entry_id}}
+    kwargs: dict[str, Any] = {"litellm_params": {"metadata": metadata, "model_info": {"id": event.entry_id}},
+                              "stream": event.stream}
+    if strategy == "least-busy":
+        if event.kind == "start":
+            selector.log_pre_api_call(event.model, None, kwargs)
+        else:
+            selector.log_success_event(kwargs, None, event.started, event.ended)
+    elif strategy == "latency-based-routing":
+        if event.kind == "success":
+            if event.first_token is not None:
+                kwargs["completion_start_time"] = event.first_token
+            await selector.async_log_success_event(kwargs, _usage_response(event), event.started, event.ended)
+            _prune_latency_minutes(router, event.group, event.entry_id)
+        elif event.kind == "failure" and event.timeout:
+            from litellm.exceptions import Timeout
+
+            kwargs["exception"] = Timeout(message="timeout", model=event.model, llm_provider="")
+            await selector.async_log_failure_event(kwargs, None, event.started, event.ended)
+    elif strategy == "usage-based-routing-v2":
+        # The sync methods: the async ones queue every increment for a Redis push that
+        # never drains when the Router has no Redis.
+        if event.kind == "start":
+            entry = {"model_info": {"id": event.entry_id}, "litellm_params": {"model": event.model, "rpm": event.rpm}}
+            with contextlib.suppress(Exception):  # over its rpm: the pick already knew
+                selector.pre_call_check(entry)
+        elif event.kind == "success" and event.total_tokens is not None:
+            kwargs["standard_logging_object"] = {
+                "model_group": event.group, "model_id": event.entry_id, "total_tokens": event.total_tokens,
+                "hidden_params": {"litellm_model_name": event.model}}
+            selector.log_success_event(kwargs, None, event.started, event.ended)
+
+
+def _prune_latency_minutes(router: Router, group: str, entry_id: str) -> None:
+    """Keep only this minute's rpm/tpm in the entry's latency record.
+
+    LiteLLM adds a `YYYY-MM-DD-HH-MM` key per deployment for every minute it answers and
+    never drops one, while the map is read (and formatted for a debug line) on every pick:
+    it would grow by 1,440 keys a day per deployment. Its selection reads only this minute's."""
+    samples = router.health().store.get_cache(key=f"{group}_map", local_only=True)
+    record = samples.get(entry_id) if isinstance(samples, dict) else None
+    if not isinstance(record, dict):
+        return
+    now = datetime.now().strftime("%Y-%m-%d-%H-%M")  # the strategy's own clock and format
+    for key in [k for k in record if k[:2] == "20" and k.count("-") == 4 and k != now]:
+        del record[key]
+
+
+def _usage_response(event: StrategyEvent) -> Any:
+    """A ModelResponse carrying only the usage: latency-based routing divides by its completion tokens."""
+    if event.completion_tokens is None:
+        return None
+    from litellm import ModelResponse
+    from litellm.types.utils import Usage
+
+    total = event.total_tokens if event.total_tokens is not None else event.completion_tokens
+    return ModelResponse(usage=Usage(prompt_tokens=max(0, total - event.completion_tokens),
+                                     completion_tokens=event.completion_tokens, total_tokens=total))
+
+
+def carry_strategy_state(old: Router, new: Router, *, strategies: Mapping[str, str],
+                         entries: Mapping[str, Sequence[tuple[str, str]]]) -> None:
+    """Copy what the strategies learnt from `old`'s routing cache into `new`'s (entry ids are stable).
+
+    `entries`: group -> (entry id, litellm model) of its members. Copied: the latency map of
+    each latency-based group, the in-flight counts of least-busy ones, and this minute's
+    tpm/rpm counters of usage-based-routing-v2 ones."""
+    source, target = old.health().store, new.health().store
+    keys: list[tuple[str, float]] = []
+    for group, strategy in strategies.items():
+        members = entries.get(group, ())
+        if strategy == "latency-based-routing":
+            selector = _selector(new, strategy, group)
+            ttl = getattr(getattr(selector, "routing_args", None), "ttl", 3600.0)
+            keys.append((f"{group}_map", float(ttl)))
+        elif strategy == "least-busy":
+            keys += [(f"{group}_request_count:{eid}", 3600.0) for eid, _ in members]
+        elif strategy == "usage-based-routing-v2":
+            from litellm.utils import get_utc_datetime
+
+            minute = get_utc_datetime().strftime("%H-%M")
+            keys += [(f"{eid}:{model}:{kind}:{minute}", 60.0) for eid, model in members for kind in ("tpm", "rpm")]
+    for key, ttl in keys:
+        value = source.get_cache(key=key, local_only=True)
+        if value is not None:
+            target.set_cache(key=key, value=value, local_only=True, ttl=ttl)
 
 
 def retire(router: Router) -> None:
