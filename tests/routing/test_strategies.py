@@ -25,6 +25,8 @@ from tests.conftest import LiveGateway
 
 HELLO = [{"role": "user", "content": "hello"}]
 
+ADMIN_KEY = "admin-key-strategies"
+
 
 class DelayedUpstream:
     """An OpenAI-wire upstream in its own thread; each model answers after its own delay."""
@@ -107,6 +109,7 @@ def pair(start_gateway: Callable[..., LiveGateway], upstream: DelayedUpstream) -
             strategies={"pair": strategy},
             pool={"health": {"enabled": False}},
             streams={"hedge_after_s": None},
+            admin_key=ADMIN_KEY,
         )
 
     return start
@@ -129,7 +132,7 @@ def test_latency_based_routing_stops_sending_to_the_slow_deployment(
     assert upstream.served["fast"] >= 14
     # A rebuild makes a new Router; what the strategy learnt moves with the pool.
     router = gw.state.holder.current.router
-    assert httpx.post(f"{gw.url}/admin/refresh", timeout=60).status_code == 200
+    assert httpx.post(f"{gw.url}/admin/refresh", timeout=60, headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200
     assert gw.state.holder.current.router is not router
     slow = upstream.served["slow"]
     for _ in range(6):

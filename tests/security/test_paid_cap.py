@@ -20,10 +20,12 @@ def test_no_output_field_escapes_the_paid_cap(start_gateway: Callable[..., Any],
     assert resp.status_code == 200, resp.text
     body = sandbox.server.calls[-1].body
     assert (body["max_tokens"], body["max_completion_tokens"], body["reasoning"]["max_tokens"]) == (10, 512, 512)
+    calls = len(sandbox.server.calls)
     resp = httpx.post(f"{gw.url}/v1/chat/completions", timeout=30,
                       json={"model": "paid", "messages": HELLO, "n": 8})
-    body = sandbox.server.calls[-1].body
-    assert body["n"] * body["max_tokens"] <= 512
+    # n > 1 cannot multiply the cap: it is refused at the edge (issue 14), before any upstream call
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "n", resp.text
+    assert len(sandbox.server.calls) == calls
 
 
 def test_cap_output_table() -> None:
