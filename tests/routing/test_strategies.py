@@ -132,7 +132,8 @@ def test_latency_based_routing_stops_sending_to_the_slow_deployment(
     assert upstream.served["fast"] >= 14
     # A rebuild makes a new Router; what the strategy learnt moves with the pool.
     router = gw.state.holder.current.router
-    assert httpx.post(f"{gw.url}/admin/refresh", timeout=60, headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200
+    refreshed = httpx.post(f"{gw.url}/admin/refresh", timeout=60, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert refreshed.status_code == 200
     assert gw.state.holder.current.router is not router
     slow = upstream.served["slow"]
     for _ in range(6):
