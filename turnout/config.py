@@ -37,7 +37,7 @@ MIN_KEY_CHARS = 8  # gateway and admin keys; shorter ones could not be masked in
 SECRET_FIELDS = {"api_keys": "TURNOUT_API_KEYS", "admin_key": "TURNOUT_ADMIN_KEY",
                  "openrouter_api_key": "OPENROUTER_API_KEY"}
 # Secret variables that, when present but empty, mean a secret failed to mount: refused at start.
-SECRET_VARIABLES = ("OPENROUTER_API_KEY", "TURNOUT_API_KEYS", "TURNOUT_ADMIN_KEY")
+SECRET_VARIABLES = ("OPENROUTER_API_KEY", "TURNOUT_API_KEYS", "TURNOUT_ADMIN_KEY", "TURNOUT_KEYS")
 Tier = Literal["free", "paid"]
 PriceField = Literal["prompt", "completion", "request", "image"]  # OpenRouter's provider.max_price keys
 # LiteLLM Router strategies a static group may name (`strategies`); simple-shuffle is the default.
@@ -534,12 +534,22 @@ def check_yaml_file(path: Path) -> dict[tuple[str, ...], int]:
     lines: dict[tuple[str, ...], int] = {}
     _key_lines(node, (), lines)
     for key_node, value_node in node.value:
-        if key_node.value in SECRET_FIELDS and value_node.tag != "tag:yaml.org,2002:null" and \
-                getattr(value_node, "value", None) not in ("", []):
+        if key_node.value in SECRET_FIELDS and _holds_value(value_node):
             raise ConfigError(
                 f"{key_node.value}: {path} line {key_node.start_mark.line + 1}: secrets are read from the "
                 f"environment only ({SECRET_FIELDS[key_node.value]}), never from the config file; remove it there")
+        if key_node.value == "keys" and isinstance(value_node, yaml.SequenceNode):
+            for index, entry in enumerate(value_node.value):  # a named key's secret: `key_env` names its variable
+                for field_node, field_value in getattr(entry, "value", ()) if isinstance(entry, yaml.MappingNode) else ():
+                    if field_node.value == "key" and _holds_value(field_value):
+                        raise ConfigError(
+                            f"keys.{index}.key: {path} line {field_node.start_mark.line + 1}: secrets are read from "
+                            "the environment only; name the variable that holds it with `key_env`")
     return lines
+
+
+def _holds_value(node: Any) -> bool:
+    return bool(node.tag != "tag:yaml.org,2002:null" and getattr(node, "value", None) not in ("", []))
 
 
 def _key_lines(node: Any, path: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:

@@ -64,10 +64,12 @@ def test_a_bad_nested_env_var_names_the_variable(env: pytest.MonkeyPatch) -> Non
     ("api_keys: [a-real-client-key]\n", "api_keys"),
     ("admin_key: an-admin-key-here\n", "admin_key"),
     ("openrouter_api_key: sk-or-v1-abcdef\n", "openrouter_api_key"),
+    ("keys:\n  - name: team\n    key: sk-team-secret-1\n", "keys.0.key"),
 ])
 def test_secrets_are_refused_from_the_file(env: pytest.MonkeyPatch, tmp_path: Path, text: str, field: str) -> None:
     _config(env, tmp_path, "port: 8080\n" + text)
-    with pytest.raises(ConfigError, match=f"{field}: .*line 2: secrets are read from the environment only"):
+    line = 2 if "\n  " not in text else 4
+    with pytest.raises(ConfigError, match=rf"{field}: .*line {line}: secrets are read from the environment only"):
         load_settings()
 
 
