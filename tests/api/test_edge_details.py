@@ -13,7 +13,7 @@ def test_a_hosted_tool_type_with_control_characters_still_gets_its_answer(start_
     resp = httpx.post(f"{gw.url}/v1/responses", timeout=30,
                       json={"model": "auto", "input": "hi", "tools": [{"type": "web\bsearch\u00e9"}]})
     assert resp.status_code == 200, resp.text
-    assert resp.headers["x-turnout-dropped-tools"] == "web?search?"
+    assert resp.headers["x-turnout-dropped-tools"] == "web%08search%C3%A9"  # printable ASCII, the rest percent-encoded
 
 
 def test_404_for_an_unknown_path_is_spaced_like_every_other_error(start_gateway: Callable[..., Any]) -> None:
