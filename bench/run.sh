@@ -23,7 +23,9 @@ REPO="$(dirname "$HERE")"
 OUT="$HERE/out"
 PROXY_VENV="$HERE/.venv-litellm-proxy"
 TOOLS_VENV="$HERE/.venv-tools"
-LITELLM_VERSION="1.110.2"   # the same LiteLLM the gateway pins (pyproject.toml)
+# The LiteLLM proxy compared against: 1.102.4, its last release whose [proxy] extra installs here
+# (1.110 needs litellm-proxy==1.110.x, which the registry does not serve). The gateway pins 1.110.2.
+LITELLM_VERSION="1.102.4"
 MODE="full"
 for arg in "$@"; do
   case "$arg" in

@@ -123,3 +123,16 @@ def test_the_checker_sees_a_lazy_circle() -> None:
     graph = {"turnout.x.a": _imports("turnout.x.a", first, known),
              "turnout.x.b": _imports("turnout.x.b", second, known)}
     assert _cycles(graph) == [["turnout.x.a", "turnout.x.b"]]
+
+
+def test_serving_imports_no_terminal_libraries() -> None:
+    """`turnout probe` needs rich; the gateway must not pay for it (httpx imports its own CLI, with
+    rich and pygments, whenever they are installed: ~13 MB of RSS for nothing)."""
+    import subprocess
+    import sys
+
+    code = "import sys, turnout.main, httpx; print(sorted({'rich', 'pygments'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
