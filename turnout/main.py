@@ -43,7 +43,7 @@ from turnout.routing.feedback import PassiveFeedback
 from turnout.routing.free_tier import FreeTierBudget
 from turnout.routing.snapshot import SnapshotHolder, load_router_library
 from turnout.routing.sticky import InProcessPins, PinStore, StickySessions
-from turnout.routing.tenants import InProcessSpend, KeyRing, Tenancy, day_of
+from turnout.routing.tenants import InProcessSpend, KeyRing, SpendStore, Tenancy, day_of
 from turnout.shared.files import BudgetFile
 from turnout.upstream.openai_wire import OpenAIWire
 
@@ -145,9 +145,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                         on_bench=shared.cooldowns.benched if shared is not None else None, credits=credits)
         metrics.watch(budget=budget, manager=manager, holder=holder, engine=engine,
                       shared=shared.status if shared is not None else None)
-        tenancy = await _tenancy(settings, metrics, stack)
+        tenancy, spend = await _tenancy(settings, metrics, stack, shared)
         app.state.turnout = AppState(settings=settings, holder=holder, engine=engine, budget=budget,
-                                        manager=manager, tenancy=tenancy, passive=passive, extras={"metrics": metrics, "shared": shared}, redactor=redactor)
+                                     manager=manager, tenancy=tenancy, passive=passive,
+                                     extras={"metrics": metrics, "shared": shared}, redactor=redactor)
         if await asyncio.to_thread(load_router_library):
             # LiteLLM's import leaves ~300k objects that live as long as the process. Frozen, the
             # cyclic GC never scans them again: a full collection takes ~8 ms instead of ~130 ms
@@ -162,7 +163,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(manager.run(), name="turnout-refresh"),
                  asyncio.create_task(budget_file.run(), name="turnout-budget-file"),
                  asyncio.create_task(_flush_logs_every(FLUSH_INTERVAL_S), name="turnout-log-flush"),
-                 asyncio.create_task(_save_usage_every(tenancy, USAGE_SAVE_S), name="turnout-usage-save")]
+                 asyncio.create_task(_save_usage_every(tenancy, spend, USAGE_SAVE_S), name="turnout-usage-save")]
         if shared is not None:
             tasks.append(asyncio.create_task(shared.run(), name="turnout-shared-sync"))
         try:
@@ -189,28 +190,34 @@ async def _shared_state(settings: Settings, *, holder: SnapshotHolder, local: Lo
     return shared
 
 
-async def _tenancy(settings: Settings, metrics: Metrics, stack: contextlib.AsyncExitStack) -> Tenancy:
-    """Named keys and their usage; the spend is read from and saved to `data_dir/usage.json`."""
+async def _tenancy(settings: Settings, metrics: Metrics, stack: contextlib.AsyncExitStack,
+                   shared: SharedState | None) -> tuple[Tenancy, InProcessSpend]:
+    """Named keys and their usage; the spend is read from and saved to `data_dir/usage.json`,
+    and shared by every replica through Redis when `shared_state` is configured."""
     keys = KeyRing(settings)
-    store = InProcessSpend(settings.data_dir / "usage.json")
-    await asyncio.to_thread(store.load)
+    local = InProcessSpend(settings.data_dir / "usage.json")
+    await asyncio.to_thread(local.load)
+    store: SpendStore = local
+    if shared is not None:
+        from turnout.shared.spend import RedisSpend
+
+        store = RedisSpend(shared.link, local)
     counters = TenantMetrics(metrics.registry, keys)
     tenancy = Tenancy(keys=keys, store=store, on_usage=counters.usage, on_reject=counters.reject)
-    stack.push_async_callback(_save_usage, tenancy)  # on shutdown, after the requests in flight
-    return tenancy
+    stack.push_async_callback(_save_usage, tenancy, local)  # on shutdown, after the requests in flight
+    return tenancy, local
 
 
-async def _save_usage(tenancy: Tenancy) -> None:
-    store = tenancy.store
-    if isinstance(store, InProcessSpend) and store.dirty:
-        await asyncio.to_thread(store.write, store.rows_to_save(today=day_of(tenancy.clock())))
+async def _save_usage(tenancy: Tenancy, local: InProcessSpend) -> None:
+    if local.dirty:
+        await asyncio.to_thread(local.write, local.rows_to_save(today=day_of(tenancy.clock())))
 
 
-async def _save_usage_every(tenancy: Tenancy, seconds: float) -> None:
+async def _save_usage_every(tenancy: Tenancy, local: InProcessSpend, seconds: float) -> None:
     """A crash loses at most `seconds` of spend."""
     while True:
         await asyncio.sleep(seconds)
-        await _save_usage(tenancy)
+        await _save_usage(tenancy, local)
 
 
 async def _flush_logs_every(seconds: float) -> None:
