@@ -35,3 +35,31 @@ def test_auto_lists_its_fallbacks_of_each_kind_and_the_status_page_renders_code(
     page = httpx.get(f"{gw.url}/status").text
     assert "`" not in page
     assert "<code>auto</code> falls back here on context overflow" in page
+
+
+def test_headers_the_server_refuses_still_end_in_an_error_response() -> None:
+    """uvicorn raises from `send` for a header value it cannot write; the reply must then still
+    answer (a 500 in the API's shape), not leave the client waiting for headers forever."""
+    import asyncio
+
+    from turnout.api.asgi import Reply
+    from turnout.errors import GatewayError
+    from turnout.observability.metrics import Metrics
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and any(b"\n" in v for _, v in message["headers"]):
+            raise RuntimeError("Invalid HTTP header value")  # what uvicorn's httptools protocol raises
+        sent.append(message)
+
+    async def scenario() -> None:
+        reply = Reply(send, Metrics(version="test").open_request())
+        try:
+            await reply.start(200, [(b"x-bad", b"one\ntwo")])
+        except RuntimeError:
+            await reply.error(GatewayError("The gateway failed unexpectedly."), "req_1")
+
+    asyncio.run(scenario())
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[0]["status"] == 500 and b"unexpectedly" in sent[1]["body"]

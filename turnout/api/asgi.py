@@ -74,9 +74,12 @@ class Reply:
         self.started = False
 
     async def start(self, status: int, headers: Headers) -> None:
-        self.started = True
         self.meter.status = status
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
+        # Only once the server took the headers: if it refused them (a value it cannot send),
+        # `error` can still answer with a proper error response instead of leaving the client
+        # waiting for headers that never come.
+        self.started = True
 
     async def body(self, data: bytes, *, more: bool) -> None:
         if data and self.meter.first_byte_at is None:
