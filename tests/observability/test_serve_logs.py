@@ -98,10 +98,10 @@ def test_every_request_gets_one_line_with_ts_level_status_reason_and_key_name(tm
     assert all(len(lines) == 1 for lines in by_id.values()), by_id
     seen = {rid: (lines[0]["status"], lines[0]["reason"], lines[0].get("key")) for rid, lines in by_id.items()}
     assert seen == {
-        "ok": (200, "ok", "key-2"), "no-key": (401, "invalid_api_key", None),
-        "bad-key": (401, "invalid_api_key", None), "bad-json": (400, "invalid_json", "key-1"),
-        "get": (405, "method_not_allowed", None), "too-large": (413, "request_too_large", "key-1"),
-        "not-json": (415, "unsupported_media_type", "key-1"), "models": (200, "ok", "key-1"),
+        "ok": (200, "ok", "default"), "no-key": (401, "invalid_api_key", None),
+        "bad-key": (401, "invalid_api_key", None), "bad-json": (400, "invalid_json", "default"),
+        "get": (405, "method_not_allowed", None), "too-large": (413, "request_too_large", "default"),
+        "not-json": (415, "unsupported_media_type", "default"), "models": (200, "ok", "default"),
         "nowhere": (404, "no_route", None)}
     assert all(r["level"] == "info" for r in requests)
     text = "\n".join(serve.lines)
