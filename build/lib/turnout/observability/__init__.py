@@ -1,1 +1,0 @@
-"""Metrics, usage and cost, recent activity, request logs and the status page."""

@@ -1,1 +1,0 @@
-"""How bytes reach a provider (the OpenAI wire, LiteLLM translation) and how its failures are classified."""
