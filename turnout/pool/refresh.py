@@ -220,15 +220,8 @@ class PoolManager:
         The counter gives today's limit and what the account already spent (by every client of
         the key, not only this gateway); without it, `is_free_tier` suggests 50 a day for an
         account that never bought credits and 1,000 for one that did."""
-        try:
-            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-            resp = await self._http.get(f"{self._base_url}/key", headers=headers,
-                                        timeout=self._settings.pool.health.timeout_s)
-            data = resp.json().get("data") if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            log.warning("could not read the key's limits: %s", _describe(exc))
-            return
-        if not isinstance(data, dict):
+        data = await self._account_read("/key", "the key's limits")
+        if data is None:
             return
         configured = self._settings.pool.free_tier.requests_per_day
         daily = data.get("free_model_daily_requests")
@@ -250,17 +243,22 @@ class PoolManager:
         if self._after_key is not None:
             await self._after_key()
 
-    async def _check_credits(self) -> None:
-        """After a 402: GET /credits; credit left (total_credits > total_usage) lets paid models serve again."""
+    async def _account_read(self, path: str, what: str) -> dict[str, Any] | None:
+        """The `data` object of an OpenRouter account endpoint (`/key`, `/credits`); None, logged, when unreadable."""
         try:
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-            resp = await self._http.get(f"{self._base_url}/credits", headers=headers,
+            resp = await self._http.get(f"{self._base_url}{path}", headers=headers,
                                         timeout=self._settings.pool.health.timeout_s)
             data = resp.json().get("data") if resp.status_code == 200 else None
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            log.warning("could not read the account's credits: %s", _describe(exc))
-            return
-        if not isinstance(data, dict):
+            log.warning("could not read %s: %s", what, _describe(exc))
+            return None
+        return data if isinstance(data, dict) else None
+
+    async def _check_credits(self) -> None:
+        """After a 402: GET /credits; credit left (total_credits > total_usage) lets paid models serve again."""
+        data = await self._account_read("/credits", "the account's credits")
+        if data is None:
             return
         total, used = data.get("total_credits"), data.get("total_usage")
         if isinstance(total, int | float) and isinstance(used, int | float) and total > used:

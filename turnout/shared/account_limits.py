@@ -29,32 +29,37 @@ _DAY_TTL_S = 2 * 86400
 
 # KEYS: free minute zset, free day counter, daily-quota stop, deployment rpm zset, tpm zset
 # ARGV: now, member, free (0/1), per minute (0: none), per day (-1: none), rpm (0), tpm (0), day end
-_ADMIT = """
+# Seconds until the oldest entry of a 60 s window leaves it (both scripts start with this; `now`
+# is each script's first local).
+_WAIT_FOR = """
+local function wait_for(key, now)
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if oldest[2] == nil then return '1' end
+  -- replicas' clocks differ a little: never more than the window, never negative
+  return tostring(math.max(0, math.min(60, tonumber(oldest[2]) + 60 - now)))
+end
+"""
+
+_ADMIT = _WAIT_FOR + """
 local now = tonumber(ARGV[1])
 local member = ARGV[2]
 local free = ARGV[3] == '1'
 local per_min, per_day = tonumber(ARGV[4]), tonumber(ARGV[5])
 local rpm, tpm = tonumber(ARGV[6]), tonumber(ARGV[7])
 local cutoff = now - 60
-local function wait_for(key)
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if oldest[2] == nil then return '1' end
-  -- replicas' clocks differ a little: never more than the window, never negative
-  return tostring(math.max(0, math.min(60, tonumber(oldest[2]) + 60 - now)))
-end
 if free then
   local stop = tonumber(redis.call('GET', KEYS[3]) or '0')
   if stop > now then return {0, 'free', tostring(stop - now), tostring(stop)} end
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
   if per_min > 0 and redis.call('ZCARD', KEYS[1]) >= per_min then
-    return {0, 'free', wait_for(KEYS[1]), '0'}
+    return {0, 'free', wait_for(KEYS[1], now), '0'}
   end
   local day = tonumber(redis.call('GET', KEYS[2]) or '0')
   if per_day >= 0 and day >= per_day then return {0, 'free', tostring(tonumber(ARGV[8]) - now), '0'} end
 end
 if rpm > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', cutoff)
-  if redis.call('ZCARD', KEYS[4]) >= rpm then return {0, 'limit', wait_for(KEYS[4]), '0'} end
+  if redis.call('ZCARD', KEYS[4]) >= rpm then return {0, 'limit', wait_for(KEYS[4], now), '0'} end
 end
 if tpm > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', cutoff)
@@ -62,7 +67,7 @@ if tpm > 0 then
   for _, m in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
     sum = sum + tonumber(string.match(m, ':(%d+)$') or '0')
   end
-  if sum >= tpm then return {0, 'limit', wait_for(KEYS[5]), '0'} end
+  if sum >= tpm then return {0, 'limit', wait_for(KEYS[5], now), '0'} end
 end
 if rpm > 0 then
   redis.call('ZADD', KEYS[4], now, member)
@@ -80,19 +85,13 @@ return out
 
 # A deployment that is not free: only its rpm / tpm windows (fewer keys and arguments to
 # encode on every attempt). KEYS: rpm zset, tpm zset. ARGV: now, member, rpm (0), tpm (0)
-_ADMIT_LIMITED = """
+_ADMIT_LIMITED = _WAIT_FOR + """
 local now, member = tonumber(ARGV[1]), ARGV[2]
 local rpm, tpm = tonumber(ARGV[3]), tonumber(ARGV[4])
 local cutoff = now - 60
-local function wait_for(key)
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if oldest[2] == nil then return '1' end
-  -- replicas' clocks differ a little: never more than the window, never negative
-  return tostring(math.max(0, math.min(60, tonumber(oldest[2]) + 60 - now)))
-end
 if rpm > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
-  if redis.call('ZCARD', KEYS[1]) >= rpm then return {0, 'limit', wait_for(KEYS[1])} end
+  if redis.call('ZCARD', KEYS[1]) >= rpm then return {0, 'limit', wait_for(KEYS[1], now)} end
 end
 if tpm > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff)
@@ -100,7 +99,7 @@ if tpm > 0 then
   for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     sum = sum + tonumber(string.match(m, ':(%d+)$') or '0')
   end
-  if sum >= tpm then return {0, 'limit', wait_for(KEYS[2])} end
+  if sum >= tpm then return {0, 'limit', wait_for(KEYS[2], now)} end
 end
 if rpm > 0 then
   redis.call('ZADD', KEYS[1], now, member)
