@@ -475,8 +475,28 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_path = os.environ.get("TURNOUT_CONFIG")
         if config_path:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_path)))
+            sources.append(_YamlFile(settings_cls, yaml_file=Path(config_path)))
         return tuple(sources)
+
+
+def _yaml_loader() -> Any:
+    """libyaml's safe loader when PyYAML was built with it (its wheels are): the same documents,
+    nodes and marks as the pure-Python SafeLoader, parsed ~10x faster (a 300-deployment file
+    took 0.2 s of the cold start, read twice)."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _YamlFile(YamlConfigSettingsSource):
+    """pydantic-settings' YAML source, read with `_yaml_loader()`."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        import yaml
+
+        with file_path.open(encoding=self.yaml_file_encoding or "utf-8") as handle:
+            data: dict[str, Any] = yaml.load(handle, Loader=_yaml_loader()) or {}  # a safe loader
+        return data
 
 
 def _check_keys(keys: list[GatewayKey], plain: list[SecretStr]) -> None:
@@ -519,7 +539,7 @@ def check_yaml_file(path: Path) -> dict[tuple[str, ...], int]:
 
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_yaml_loader())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

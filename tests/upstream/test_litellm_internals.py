@@ -123,6 +123,51 @@ def test_litellm_import_loads_no_tokenizer() -> None:
     assert litellm.token_counter(text="hello world, hello tokens") == 5  # and counting still works
 
 
+_LEAN_CHECK = """
+import json, litellm
+from litellm.router_rust.surface import registry
+from turnout.upstream import litellm_internals as li
+original = registry._round_trips
+entries = [{"model_name": "g", "litellm_params": {"model": f"openai/m{i}", "api_base": "http://127.0.0.1:9/v1",
+            "weight": 1, "order": 1}, "model_info": {"id": f"d{i}@g", "deployment": f"d{i}"}} for i in range(4)]
+def build(suffix):
+    listed = [{**e, "model_info": {**e["model_info"], "id": e["model_info"]["id"] + suffix}} for e in entries]
+    router = litellm.Router(model_list=listed, routing_strategy="simple-shuffle", num_retries=0)
+    return [{**r, "model_info": {k: v for k, v in r["model_info"].items() if k != "id"}}
+            for r in li.router_entries(router)], "d0@g" + suffix in litellm.model_cost
+before, priced_before = build("-a")
+li.lean_router_build()
+li.lean_router_build()  # idempotent
+after, priced_after = build("-b")
+values = [None, "", "x", "\\u00e9", 0, -3, 2**70, True, False, 1.5, float("nan"), float("inf"), [1, "a"], (1, 2),
+          {"a": 1}, {1: "a"}, {1, 2}, b"x", object()]
+print(json.dumps({"same": before == after, "priced_before": priced_before, "priced_after": priced_after,
+                  "agree": [registry._round_trips(v) == original(v) for v in values]}))
+"""
+
+
+def test_lean_router_build() -> None:
+    """The two Router-build steps it replaces exist under their names; the Router built without
+    them holds the same entries; the cost-map write is the one skipped; `_round_trips` answers
+    as LiteLLM's own for every kind of value. (In a fresh process: this one is lean already.)"""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from litellm.router_rust.surface import registry
+
+    assert callable(registry.register_deployment_pricing) and callable(registry._round_trips)
+    out = subprocess.run([sys.executable, "-c", _LEAN_CHECK], capture_output=True, text=True, check=True,
+                         env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}).stdout
+    found = json.loads(out.strip().splitlines()[-1])
+    assert found["same"], "a lean build changed the Router's entries"
+    assert found["priced_before"] and not found["priced_after"]
+    assert all(found["agree"]), found["agree"]
+    router = _router()  # and a lean Router still picks
+    assert asyncio.run(litellm_internals.full_pick(router, "g", order=1, excluded=[])) is not None
+
+
 def test_per_call_kwargs() -> None:
     kwargs = litellm_internals.per_call_kwargs()
     # the routing and credential kwargs a client must never set are among them
