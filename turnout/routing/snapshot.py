@@ -10,6 +10,7 @@ are unhooked.
 from __future__ import annotations
 
 import difflib
+import gc
 import logging
 import os
 import sys
@@ -196,11 +197,21 @@ def _chat_urls(pool: Pool, settings: Settings) -> dict[str, URL]:
 
 
 def load_router_library() -> bool:
-    """Import LiteLLM (~3 s of CPU); True when this call imported it. Blocking: call it in a thread."""
+    """Import LiteLLM (~2 s of CPU); True when this call imported it. Blocking: call it in a thread.
+
+    The cyclic GC is off meanwhile: the import makes ~375k objects that all live, and the
+    collections it would trigger on the way rescan them again and again (~0.6 s of a 2.7 s
+    import, bench/RESULTS.md). The caller collects once afterwards and freezes what is left.
+    Nothing is served yet, so nothing else misses a collection."""
     if "litellm" in sys.modules:
         return False
-    import litellm  # noqa: F401
-
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        import litellm  # noqa: F401
+    finally:
+        if collecting:
+            gc.enable()
     return True
 
 
