@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="one short run against Turnout only")
     parser.add_argument("--profile", action="store_true", help="py-spy profile of Turnout under load")
     parser.add_argument("--stream", action="store_true", help="with --profile: load with 500-chunk streams, not wrk")
+    parser.add_argument("--profile-conc", type=int, default=16, help="with --profile: wrk concurrency (default 16)")
     parser.add_argument("--soak", action="store_true", help="RSS over 10 minutes of mixed load (about 11 min)")
     parser.add_argument("--minutes", type=float, default=10.0, help="with --soak: minutes of load (default 10)")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run (default 6)")
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.smoke:
             return smoke(procs, nginx, src=src)
         if args.profile:
-            return profile(procs, nginx, deployments=args.deployments, src=src, stream=args.stream)
+            return profile(procs, nginx, deployments=args.deployments, src=src, stream=args.stream,
+                           conc=args.profile_conc)
         if args.soak:
             result = soak.soak(procs, nginx, minutes=args.minutes, out=OUT, src=src)
             result.update({"machine": machine(), "versions": versions(), "turnout_source": source_info(src)})
@@ -303,7 +305,7 @@ def smoke(procs: Procs, nginx: str, *, src: Path | None) -> int:
     return 0 if ok else 1
 
 
-def profile(procs: Procs, nginx: str, *, deployments: int, src: Path | None, stream: bool) -> int:
+def profile(procs: Procs, nginx: str, *, deployments: int, src: Path | None, stream: bool, conc: int = 16) -> int:
     pyspy = HERE / ".venv-tools" / "bin" / "py-spy"
     target = targets.turnout(port=free_port(), nginx=nginx, deployments=deployments, out=OUT, src=src)
     proc = procs.start(target.key, target.argv, core=1, env=target.env, cwd=target.cwd)
@@ -315,9 +317,9 @@ def profile(procs: Procs, nginx: str, *, deployments: int, src: Path | None, str
                                 kwargs={"model": target.stream_model(targets.LONG_STREAM), "concurrency": 8,
                                         "duration_s": 26, "pid": None}, daemon=True)
     else:
-        say(f"profiling {target.label} (pid {proc.pid}) under wrk conc 16")
+        say(f"profiling {target.label} (pid {proc.pid}) under wrk conc {conc}")
         load = threading.Thread(target=measure.wrk, args=(target.chat_url(),),
-                                kwargs={"concurrency": 16, "duration_s": 26}, daemon=True)
+                                kwargs={"concurrency": conc, "duration_s": 26}, daemon=True)
     load.start()
     time.sleep(1)
     pid = str(proc.pid)

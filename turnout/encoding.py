@@ -16,6 +16,18 @@ from typing import Any
 import orjson
 
 
+def loads(raw: bytes) -> Any:
+    """An upstream's JSON: orjson, and the standard library for what orjson refuses (NaN and
+    infinities, lone surrogates, nesting beyond 1024), so the result is what `json.loads`
+    gives, but for integers beyond 64 bits, which orjson reads as floats (no upstream field
+    Turnout reads holds one). Raises ValueError as `json.loads` does. Not for a client's
+    body: `read_json` parses that strictly, with its own errors."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
 def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value)

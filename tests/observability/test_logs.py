@@ -6,6 +6,8 @@ import io
 import json
 import logging
 
+import pytest
+
 from turnout.observability.logs import BatchingHandler, JsonFormatter
 
 
@@ -58,3 +60,35 @@ def test_flush_writes_what_is_waiting_and_request_lines_keep_their_fields_after_
     assert json.loads(second)["msg"] == "plain"
     request_log.handlers[:] = []
     request_log.propagate = True
+
+
+def test_request_lines_go_straight_to_the_serve_handler_and_through_logging_when_others_listen(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The direct path writes the line `logging` would have written; with another handler on the
+    root (a capture, say) it declines and the caller logs the usual way."""
+    import sys
+
+    from turnout.observability import logs
+
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        logs.configure_logging("INFO")
+        [handler] = root.handlers
+        assert logs.write_request_line(logging.INFO, '{"event":"request","status":200}')
+        assert logs.write_request_line(logging.WARNING, '{"event":"request","status":502}')  # a warning flushes
+        direct = stream.getvalue().splitlines()
+        logging.getLogger("turnout.requests").warning('{"event":"request","status":503}')
+        via_logging = stream.getvalue().splitlines()[len(direct):]
+        assert [json.loads(x)["level"] for x in direct] == ["info", "warning"]
+        assert [list(json.loads(x)) for x in direct + via_logging] == [["ts", "level", "event", "status"]] * 3
+        assert direct[1][:7] == via_logging[0][:7] and len(json.loads(direct[1])["ts"]) == 24  # same ts format
+        root.addHandler(logging.NullHandler())
+        assert not logs.write_request_line(logging.INFO, '{"event":"request"}')
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+        logs._configured.clear()
+        handler.close()

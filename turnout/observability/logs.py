@@ -19,13 +19,28 @@ from typing import IO, Any
 FLUSH_INTERVAL_S = 0.2
 
 
+_second: list[Any] = [None, ""]  # the last second stamped, and its "YYYY-MM-DDTHH:MM:SS"
+
+
+def _timestamp(created: float) -> str:
+    """`created` as the lines' UTC timestamp, to the millisecond (strftime once per second)."""
+    second = int(created)
+    if _second[0] != second:
+        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_second[1]}.{int((created - second) * 1000):03d}Z"
+
+
+def _json_line(created: float, levelname: str, message: str) -> str:
+    """A request line, already JSON: ts and level go in front, without re-encoding it."""
+    return f'{{"ts":"{_timestamp(created)}","level":"{levelname}",{message[1:]}'
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
         if message.startswith("{") and record.name == "turnout.requests":
-            # A request line is already JSON: ts and level go in front, without re-encoding it.
-            return f'{{"ts":"{ts}","level":"{record.levelname.lower()}",{message[1:]}'
+            return _json_line(record.created, record.levelname.lower(), message)
+        ts = _timestamp(record.created)
         entry: dict[str, Any] = {
             "ts": ts,
             "level": record.levelname.lower(),
@@ -54,9 +69,12 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
+        self._add(line, record.levelno)
+
+    def _add(self, line: str, levelno: int) -> None:
         self._pending.append(line)
         self._size += len(line)
-        if record.levelno >= logging.WARNING or self._size >= self._limit or \
+        if levelno >= logging.WARNING or self._size >= self._limit or \
                 time.monotonic() - self._written_at >= self._interval_s:
             self.flush()
 
@@ -83,6 +101,27 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    _configured[:] = [handler]
+
+
+_LEVEL_NAMES = {logging.INFO: "info", logging.WARNING: "warning"}
+_configured: list[BatchingHandler] = []  # the handler `configure_logging` installed
+
+
+def write_request_line(levelno: int, message: str) -> bool:
+    """Hand a request's JSON line straight to the handler `configure_logging` installed, when it
+    is still the only one: the same line as through `logging`, without a LogRecord, the
+    logger's handler walk and the formatter (a third of what a request's log line cost).
+    False when anything else listens (a test's capture handler, say): log it the usual way."""
+    handlers = logging.root.handlers
+    if not _configured or len(handlers) != 1 or handlers[0] is not _configured[0]:
+        return False
+    handler = _configured[0]
+    name = _LEVEL_NAMES.get(levelno) or logging.getLevelName(levelno).lower()
+    line = _json_line(time.time(), name, message) + "\n"
+    with handler.lock:  # type: ignore[union-attr]  # created in Handler.__init__
+        handler._add(line, levelno)
+    return True
 
 
 def flush_logs() -> None:

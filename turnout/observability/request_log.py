@@ -10,6 +10,7 @@ from typing import Any
 from turnout.config import Settings
 from turnout.encoding import dumps
 from turnout.errors import AllAttemptsFailed, AttemptRecord, GatewayError
+from turnout.observability.logs import write_request_line
 from turnout.observability.metrics import RequestMeter
 from turnout.observability.usage import Cost, usage_cost, usage_tokens
 from turnout.routing.continuation import ResumingStream
@@ -104,7 +105,9 @@ class RequestLog:
         if self._notes:
             record.update(self._notes)
         record.update({k: v for k, v in fields.items() if v is not None})
-        log.log(level, dumps(record).decode())
+        line = dumps(record).decode()
+        if not write_request_line(level, line):
+            log.log(level, line)
 
 
 def log_route(*, method: str, path: str, status: int, request_id: str | None, latency_s: float,

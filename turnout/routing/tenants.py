@@ -206,7 +206,14 @@ class InProcessSpend:
 
 
 def day_of(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).date().isoformat()
+    """The UTC day of `now`, as "YYYY-MM-DD" (every request asks: the last answer is kept)."""
+    day = int(now // 86400)
+    if _last_day[0] != day:
+        _last_day[:] = [day, datetime.fromtimestamp(now, UTC).date().isoformat()]
+    return str(_last_day[1])
+
+
+_last_day: list[Any] = [None, ""]
 
 
 def week_of(now: float) -> list[str]:

@@ -11,7 +11,6 @@ broken answer.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from turnout.encoding import dumps
+from turnout.encoding import dumps, loads
 from turnout.upstream.failures import AttemptError, classify_error
 
 _DONE = b"[DONE]"
@@ -280,6 +279,6 @@ def _raise_for_frame_error(data: Mapping[str, Any], model: str) -> None:
 
 def _loads(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return loads(raw)
     except (ValueError, UnicodeDecodeError):
         return None
