@@ -83,3 +83,20 @@ def test_media_type_and_host_parsing() -> None:
         "a.example", "::1", "::1", "127.0.0.1", "localhost"]
     assert [is_loopback_name(v) for v in ("localhost", "app.localhost", "127.8.0.1", "::1", "10.0.0.1",
                                           "localhost.example")] == [True, True, True, True, False, False]
+
+
+def test_host_check_remembers_a_few_answers_and_still_checks_new_names() -> None:
+    from turnout.api.hosts import SEEN_HOSTS, HostCheck
+
+    check = HostCheck(["gw.internal"])
+
+    def scope(host: bytes) -> dict[str, object]:
+        return {"headers": [(b"host", host)]}
+
+    for _ in range(2):  # asked twice: the second answer comes from memory and must be the same
+        assert check.refused(scope(b"127.0.0.1:8080")) is None
+        assert check.refused(scope(b"GW.internal")) is None
+        assert check.refused(scope(b"evil.example:80")) == "evil.example:80"
+    for i in range(SEEN_HOSTS * 2):  # past the memory's size every name is still checked
+        assert check.refused(scope(f"rebind{i}.example".encode())) == f"rebind{i}.example"
+    assert check.refused(scope(b"localhost")) is None

@@ -67,6 +67,39 @@ def test_bench() -> None:
     assert active["d0@g"]["cooldown_time"] == 30 and str(active["d0@g"]["status_code"]) == "503"
 
 
+def test_may_be_cooling() -> None:
+    router, other = _router(), _router()
+    assert not litellm_internals.may_be_cooling(router)
+    litellm_internals.bench(router, ["d1@g"], seconds=30, reason=RuntimeError("x"), status=429)
+    litellm_internals.bench(router, ["d0@g"], seconds=5, reason=RuntimeError("x"), status=429)  # a shorter one
+    assert litellm_internals.may_be_cooling(router) and not litellm_internals.may_be_cooling(other)
+    assert litellm_internals.may_be_cooling(router, now=time.time() + 29)  # the longest cooldown counts
+    assert not litellm_internals.may_be_cooling(router, now=time.time() + 31)
+    # every cooldown the Router holds came through `bench`: it has no other writer in the gateway
+    assert {eid for eid, _ in litellm_internals.active_cooldowns(other, ["d0@g", "d1@g", "d2@g"])} == set()
+
+
+def test_may_be_cooling_holds_when_litellm_calls_fail() -> None:
+    """The gateway's own LiteLLM calls (translated deployments) carry no deployment metadata, so
+    their failures cool no Router entry down behind `bench`'s back."""
+    import litellm
+
+    from turnout.upstream.litellm_call import _call_args
+
+    router = _router(allowed_fails=0)
+    params = {"model": "openai/m0", "api_base": "http://127.0.0.1:9/v1", "api_key": "sk-test-key"}
+
+    async def fail_a_few() -> None:
+        for _ in range(3):
+            with pytest.raises(Exception):  # noqa: B017  # connection refused, in LiteLLM's types
+                await litellm.acompletion(**_call_args(params, {"messages": [{"role": "user", "content": "hi"}]},
+                                                       5.0, stream=False))
+
+    asyncio.run(fail_a_few())
+    assert litellm_internals.active_cooldowns(router, ["d0@g", "d1@g", "d2@g"]) == []
+    assert not litellm_internals.may_be_cooling(router)
+
+
 def test_active_cooldowns() -> None:
     router = _router()
     assert litellm_internals.active_cooldowns(router, ["d0@g"]) == []

@@ -36,10 +36,11 @@ def is_loopback_name(name: str) -> bool:
 class HostCheck:
     """Allows a request whose Host is a loopback name or one of `allowed`."""
 
-    __slots__ = ("_allowed",)
+    __slots__ = ("_allowed", "_seen")
 
     def __init__(self, allowed: list[str]) -> None:
         self._allowed = frozenset(host_name(name) for name in allowed)
+        self._seen: dict[bytes, bool] = {}  # Host value -> served; clients send the same few
 
     @classmethod
     def for_settings(cls, settings: Settings) -> HostCheck | None:
@@ -52,7 +53,14 @@ class HostCheck:
         """The Host value when it is not served, else None (a request without Host is served)."""
         for key, value in scope["headers"]:
             if key == b"host":
-                raw = value.decode("latin-1")
-                name = host_name(raw)
-                return None if is_loopback_name(name) or name in self._allowed else raw
+                served = self._seen.get(value)
+                if served is None:
+                    name = host_name(value.decode("latin-1"))
+                    served = is_loopback_name(name) or name in self._allowed
+                    if len(self._seen) < SEEN_HOSTS:
+                        self._seen[value] = served
+                return None if served else value.decode("latin-1")
         return None
+
+
+SEEN_HOSTS = 64  # Host values remembered; a client sending ever new ones is checked each time

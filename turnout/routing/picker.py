@@ -99,7 +99,7 @@ class Picker:
         router = self._router
         chosen = draw(entries, cumulative)
         chosen_id = chosen["model_info"]["id"]
-        if not litellm_internals.active_cooldowns(router, [chosen_id]):
+        if not litellm_internals.may_be_cooling(router) or not litellm_internals.active_cooldowns(router, [chosen_id]):
             return chosen
         rest = [c for c in candidates if c[1] != chosen_id]
         cooling = {eid for eid, _ in litellm_internals.active_cooldowns(router, [c[1] for c in rest])}
@@ -117,14 +117,17 @@ class Picker:
         entry = next((c for c in self._candidates.get((group, order), ()) if c[0] == deployment_id), None)
         if entry is None:
             return None
-        return None if litellm_internals.active_cooldowns(self._router, [entry[1]]) else entry[2]
+        router = self._router
+        cooling = litellm_internals.may_be_cooling(router) and litellm_internals.active_cooldowns(router, [entry[1]])
+        return None if cooling else entry[2]
 
     async def _strategy_pick(self, group: str, order: int, exclude: Collection[str], *, strategy: str,
                              stream: bool) -> dict[str, Any] | None:
         candidates = [c for c in self._candidates.get((group, order), ()) if c[0] not in exclude]
         if not candidates:
             return None
-        cooling = {eid for eid, _ in litellm_internals.active_cooldowns(self._router, [c[1] for c in candidates])}
+        cooling = {eid for eid, _ in litellm_internals.active_cooldowns(self._router, [c[1] for c in candidates])} \
+            if litellm_internals.may_be_cooling(self._router) else set()
         healthy = [c[2] for c in candidates if c[1] not in cooling]
         if not healthy:
             return None

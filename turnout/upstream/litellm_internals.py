@@ -11,6 +11,7 @@ the hot path at a distance.
     routing_settings    router.settings()                         was router.routing_strategy & co
     router_entries      router.registry().all()                   was router.model_list
     bench               router.health().cooldowns.add_...         was router.cooldown_cache
+    may_be_cooling      (what `bench` set)                        whether to ask the Router at all
     active_cooldowns    router.health().cooldowns.get_active_...  (sync and async)
     full_pick           router.select(group, {_excluded_deployment_ids, _target_order})
                                                                   was async_get_available_deployment
@@ -32,6 +33,8 @@ patching two module globals; since 1.110 it loads the tokenizer on first use, an
 from __future__ import annotations
 
 import contextlib
+import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -130,6 +133,21 @@ def bench(router: Router, entry_ids: Iterable[str], *, seconds: float, reason: E
     for entry_id in entry_ids:
         cooldowns.add_deployment_to_cooldown(model_id=entry_id, original_exception=reason, exception_status=status,
                                              cooldown_time=seconds)
+    until = time.time() + seconds
+    if until > _cooling_until.get(router, 0.0):
+        _cooling_until[router] = until
+
+
+# The end of the last cooldown `bench` set, per Router. Every cooldown of a gateway's Router is
+# set by `bench`: the gateway makes the calls itself and passes LiteLLM no deployment metadata,
+# so LiteLLM's own failure accounting never cools an entry down.
+_cooling_until: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def may_be_cooling(router: Router, *, now: float | None = None) -> bool:
+    """False when no entry of `router` can be in cooldown (the last `bench` has run out): the
+    picker then skips asking LiteLLM's cooldown store (~10 us a pick, 7% of a request's CPU)."""
+    return _cooling_until.get(router, 0.0) > (time.time() if now is None else now)
 
 
 def active_cooldowns(router: Router, entry_ids: Sequence[str]) -> list[CooldownEntry]:
