@@ -29,6 +29,7 @@ class Recorder:
     status: int = 200
     payload: Any = None
     echo_credential: bool = False  # answer `status` with an error that quotes the Authorization header
+    burst: int = 1  # a stream's content chunks, all sent in one write
 
     @property
     def base_url(self) -> str:
@@ -51,10 +52,12 @@ class Recorder:
         if isinstance(body, dict) and body.get("stream"):
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await resp.prepare(request)
-            chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": model,
-                     "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hello"},
-                                  "finish_reason": "stop"}]}
-            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n")
+            frames = [{"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": model,
+                       "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hello" if self.burst == 1 else f"hello{i}"},
+                                    "finish_reason": "stop" if i == self.burst - 1 else None}]}
+                      for i in range(self.burst)]
+            await resp.write(b"".join(b"data: " + json.dumps(f).encode() + b"\n\n" for f in frames)
+                             + b"data: [DONE]\n\n")
             await resp.write_eof()
             return resp
         return web.json_response({

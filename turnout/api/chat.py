@@ -210,8 +210,11 @@ async def _stream(state: AppState, snapshot: Snapshot, request: EdgeRequest, log
     outcome = await engine.open_stream(request.chat, snapshot, session=session)
     source, frame = outcome.value
     events = surface.events(request, outcome)
-    # Frames that arrived together leave together: one write instead of one per frame.
+    # Frames that arrived together leave together: one write instead of one per frame. The
+    # first frame leaves alone, at once: the client's time to first token does not wait for
+    # the rest of a burst (an upstream that sends the whole answer in one read, say).
     ready: Callable[[], bool] = getattr(source, "ready", _never)
+    sent = False
     idle_s = state.settings.timeouts.stream_idle_s
     usage: Any = None
     out: list[bytes] = []
@@ -225,9 +228,10 @@ async def _stream(state: AppState, snapshot: Snapshot, request: EdgeRequest, log
             encoded = events.frame(frame)
             if encoded:
                 out.append(encoded)
-            if out and not ready():
+            if out and (not sent or not ready()):
                 await reply.body(b"".join(out), more=True)
                 out.clear()
+                sent = True
             frame = await source.next(idle_s)
         out += (source.trailer(), events.end())
         await account.record(outcome, usage, log_line.finished(outcome, status=200, usage=usage, stream=source))
