@@ -125,6 +125,17 @@ def test_the_checker_sees_a_lazy_circle() -> None:
     assert _cycles(graph) == [["turnout.x.a", "turnout.x.b"]]
 
 
+def test_no_context_variables() -> None:
+    """A request's state is passed, not looked up: its record reaches the engine as an argument
+    (`Engine.complete(attempts=...)`), never through a ContextVar a distant observer reads."""
+    users = sorted(
+        module for module, tree in _modules().items() for node in ast.walk(tree)
+        if (isinstance(node, ast.Import) and any(alias.name == "contextvars" for alias in node.names))
+        or (isinstance(node, ast.ImportFrom) and node.module == "contextvars")
+    )
+    assert users == []
+
+
 def test_serving_imports_no_terminal_libraries() -> None:
     """`turnout probe` needs rich; the gateway must not pay for it (httpx imports its own CLI, with
     rich and pygments, whenever they are installed: ~13 MB of RSS for nothing)."""
