@@ -197,6 +197,10 @@ class Metrics:
         self._groups_lower: Mapping[str, str] = {}
         self._models: Mapping[str, str] = {}
 
+    def busy(self) -> bool:
+        """Client requests are being served (a pool rebuild then yields most of the core)."""
+        return self.active > 0
+
     # -- labels --------------------------------------------------------------------------
 
     def group_label(self, name: str | None) -> str:
