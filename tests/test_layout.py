@@ -3,7 +3,9 @@
 - no two modules and no two classes share a name, so a name means one thing;
 - no import circles between Turnout's modules, counting lazy imports inside functions (a
   lazy import that only breaks a circle hides the circle, it does not remove it);
-  imports under `if TYPE_CHECKING:` are annotations and do not count.
+  imports under `if TYPE_CHECKING:` are annotations and do not count;
+- dependencies between packages point one way (`LAYERS`), lazy imports counted the same way;
+- no ContextVar: a request's state is passed as an argument.
 """
 
 from __future__ import annotations
@@ -123,6 +125,70 @@ def test_the_checker_sees_a_lazy_circle() -> None:
     graph = {"turnout.x.a": _imports("turnout.x.a", first, known),
              "turnout.x.b": _imports("turnout.x.b", second, known)}
     assert _cycles(graph) == [["turnout.x.a", "turnout.x.b"]]
+
+
+# STYLE.md 2: dependencies point one way, `api -> routing -> upstream / pool -> config`. A
+# package imports only packages of the layers below its own; packages of one layer do not
+# import each other. The packages that line does not name sit where their imports put them:
+# the edge's helpers (observability, shared state, the probe) between api and routing, the
+# wire dialects and the sandbox beside upstream and pool; config, errors and encoding at the
+# bottom. A new package fails the test until it is given a layer here.
+LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({"cli", "__main__"}),
+    frozenset({"main"}),
+    frozenset({"api"}),
+    frozenset({"observability", "shared", "probe"}),
+    frozenset({"routing"}),
+    frozenset({"upstream", "pool", "dialects", "sandbox"}),
+    frozenset({"config", "errors", "encoding"}),
+)
+
+
+def _package(module: str) -> str:
+    """`turnout.pool.refresh` -> `pool`, `turnout.config` -> `config`."""
+    return module.split(".")[1]
+
+
+def _against_the_layers(graph: dict[str, set[str]]) -> list[str]:
+    layer = {package: depth for depth, packages in enumerate(LAYERS) for package in packages}
+    wrong = []
+    for module, deps in sorted(graph.items()):
+        if module == "turnout":
+            continue
+        here = _package(module)
+        for dep in sorted(deps):
+            there = _package(dep)
+            if there != here and layer.get(there, -1) <= layer.get(here, -1):
+                wrong.append(f"{module} -> {dep}")
+    return wrong
+
+
+def test_dependencies_point_one_way() -> None:
+    trees = _modules()
+    known = set(trees)
+    unplaced = {_package(name) for name in known if name != "turnout"} - set().union(*LAYERS)
+    assert unplaced == set(), "give each package a layer in LAYERS"
+    graph = {name: _imports(name, tree, known) - {"turnout"} for name, tree in trees.items()}
+    assert _against_the_layers(graph) == []
+
+
+def test_the_layer_check_sees_a_lazy_import_upwards() -> None:
+    """pool importing routing inside a function is still pool depending on routing."""
+    lazy = ast.parse("from turnout.pool.model import Pool\ndef later():\n    from turnout.routing.snapshot import x\n")
+    known = {"turnout.pool.refresh", "turnout.pool.model", "turnout.routing.snapshot"}
+    graph = {"turnout.pool.refresh": _imports("turnout.pool.refresh", lazy, known)}
+    assert _against_the_layers(graph) == ["turnout.pool.refresh -> turnout.routing.snapshot"]
+
+
+def test_no_context_variables() -> None:
+    """A request's state is passed, not looked up: its record reaches the engine as an argument
+    (`Engine.complete(attempts=...)`), never through a ContextVar a distant observer reads."""
+    users = sorted(
+        module for module, tree in _modules().items() for node in ast.walk(tree)
+        if (isinstance(node, ast.Import) and any(alias.name == "contextvars" for alias in node.names))
+        or (isinstance(node, ast.ImportFrom) and node.module == "contextvars")
+    )
+    assert users == []
 
 
 def test_serving_imports_no_terminal_libraries() -> None:

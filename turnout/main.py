@@ -41,6 +41,7 @@ from turnout.routing.credits import PaidCredits
 from turnout.routing.engine import Engine
 from turnout.routing.feedback import PassiveFeedback
 from turnout.routing.free_tier import FreeTierBudget
+from turnout.routing.publisher import SnapshotPublisher
 from turnout.routing.snapshot import SnapshotHolder, load_router_library
 from turnout.routing.sticky import InProcessPins, PinStore, StickySessions
 from turnout.routing.tenants import InProcessSpend, KeyRing, SpendStore, Tenancy, day_of
@@ -130,9 +131,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics = Metrics(version=app.version)
         api_key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else None
         credits = PaidCredits()
-        manager = PoolManager(settings=settings, holder=holder, credits=credits, http=http, base_url=settings.openrouter_base_url,
+        manager = PoolManager(settings=settings, outlet=SnapshotPublisher(holder, settings=settings, busy=metrics.busy),
+                              credits=credits, http=http, base_url=settings.openrouter_base_url,
                               api_key=api_key or ("sandbox" if settings.use_sandbox else None), passive=passive,
-                              budget=budget, observer=RefreshMetrics(metrics), busy=lambda: metrics.active > 0,
+                              budget=budget, observer=RefreshMetrics(metrics), busy=metrics.busy,
                               after_key=shared.push_budget if shared is not None else None)
         leader = shared.lead(manager) if shared is not None else None
         if leader is not None:

@@ -13,7 +13,9 @@ import pytest
 
 from turnout.pool.provider_health import PassiveStats
 from turnout.pool.refresh import PoolManager, RefreshBackoff
+from turnout.routing.credits import PaidCredits
 from turnout.routing.free_tier import FreeTierBudget
+from turnout.routing.publisher import SnapshotPublisher
 from turnout.routing.snapshot import SnapshotHolder
 from turnout.sandbox import FaultPlan
 
@@ -70,8 +72,9 @@ def test_the_loop_backs_off_logs_once_and_recovers(make_settings: Callable[..., 
     async def scenario() -> tuple[PoolManager, str]:
         async with httpx.AsyncClient() as http:
             holder = SnapshotHolder()
-            manager = PoolManager(settings=settings, holder=holder, http=http, base_url=settings.openrouter_base_url,
-                                  api_key="k", passive=PassiveStats(), budget=FreeTierBudget(settings.pool.free_tier),
+            manager = PoolManager(settings=settings, outlet=SnapshotPublisher(holder, settings=settings), http=http,
+                                  base_url=settings.openrouter_base_url, api_key="k", passive=PassiveStats(),
+                                  budget=FreeTierBudget(settings.pool.free_tier), credits=PaidCredits(),
                                   clock=fake.clock, sleep=fake.sleep)
             await manager.start()  # the first failure: a static-only pool is served
             assert manager.backoff.failures == 1

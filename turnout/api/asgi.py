@@ -74,7 +74,7 @@ class Reply:
         self.started = False
 
     async def start(self, status: int, headers: Headers) -> None:
-        self.meter.status = status
+        self.meter.replied(status)
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
         # Only once the server took the headers: if it refused them (a value it cannot send),
         # `error` can still answer with a proper error response instead of leaving the client
@@ -90,7 +90,7 @@ class Reply:
         if self.started:  # headers are out: nothing to say but to end the body
             await self.body(b"", more=False)
             return
-        self.meter.status = exc.status
+        self.meter.replied(exc.status)
         self.started = True
         await send_error(self._send, exc, request_id, shape=self.shape, redact=self._redact)
 

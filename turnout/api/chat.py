@@ -112,7 +112,6 @@ async def serve(state: AppState | None, scope: Scope, receive: Receive, send: Se
         return
     metrics = metrics_of(state)
     meter = metrics.open_request(api=surface.api)
-    token = metrics.current_meter.set(meter)
     reply = Reply(send, meter, shape=surface.error_body, redact=state.redactor.data)
     log_line = RequestLog(request_id=request_id, settings=state.settings, meter=meter, api=surface.api)
     try:
@@ -127,7 +126,6 @@ async def serve(state: AppState | None, scope: Scope, receive: Receive, send: Se
             log_line.failed(exc)
         await reply.error(INTERNAL_ERROR, request_id)
     finally:
-        metrics.current_meter.reset(token)
         metrics.close_request(meter)
 
 
@@ -155,7 +153,7 @@ async def _chat(state: AppState, head: RequestHead, receive: Receive, reply: Rep
         if chat.stream:
             await _stream(state, snapshot, request, log_line, reply, watch, surface, session, account)
         else:
-            outcome = await state.engine.complete(chat, snapshot, session=session)
+            outcome = await state.engine.complete(chat, snapshot, session=session, attempts=log_line.attempts)
             watch.stop()
             payload = _normalise(outcome.value, outcome)
             cost = log_line.finished(outcome, status=200, usage=payload.get("usage"),
@@ -207,7 +205,7 @@ async def _stream(state: AppState, snapshot: Snapshot, request: EdgeRequest, log
                   watch: DisconnectWatch, surface: Surface, session: Callable[[], str | None],
                   account: _Account) -> None:
     engine = state.engine
-    outcome = await engine.open_stream(request.chat, snapshot, session=session)
+    outcome = await engine.open_stream(request.chat, snapshot, session=session, attempts=log_line.attempts)
     source, frame = outcome.value
     events = surface.events(request, outcome)
     # Frames that arrived together leave together: one write instead of one per frame. The

@@ -7,7 +7,7 @@ places:
     RefreshMetrics     the PoolManager's RefreshObserver: pool gauges on every publish, refreshes
     RequestMeter       one per client request, opened and closed by `turnout.api.chat.serve`
                        (the flow every API surface shares), told the outcome and usage by the
-                       request log; MetricsObserver counts its attempts
+                       request log; holds the request's attempts, appended by the engine's walk
     RuntimeCollector   read at scrape time: free-tier budget, catalogue, cooldowns,
                        upstream calls open now
 
@@ -19,7 +19,6 @@ that leaves the pool are removed. `outcome` is `ok` or an `AttemptError` kind.
 
 from __future__ import annotations
 
-import contextvars
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -192,13 +191,15 @@ class Metrics:
         self.refresh_duration = histogram("turnout_pool_refresh_duration_seconds", "Pool refresh time.",
                                           _REFRESH_BUCKETS, "kind")
 
-        self.current_meter: contextvars.ContextVar[RequestMeter | None] = contextvars.ContextVar(
-            "turnout_request_meter", default=None)
         self.active = 0  # client chat requests being served; the in-flight gauge reads it
         self.in_flight.set_function(lambda: self.active)
         self._groups: Mapping[str, str] = {}
         self._groups_lower: Mapping[str, str] = {}
         self._models: Mapping[str, str] = {}
+
+    def busy(self) -> bool:
+        """Client requests are being served (a pool rebuild then yields most of the core)."""
+        return self.active > 0
 
     # -- labels --------------------------------------------------------------------------
 
@@ -292,11 +293,18 @@ class Metrics:
         self.request_duration(meter.api, alias, stream).observe(now - meter.started)
         if meter.stream and meter.first_byte_at is not None and klass == "2xx":
             self.time_to_first_token(meter.api, alias).observe(meter.first_byte_at - meter.started)
-        if meter.attempts > 1:
-            self.retries(alias).inc(meter.attempts - 1)
-        if meter.answered and meter.attempts:
+        # Attempts after the reply started (a stream continued after a break) are neither
+        # retries nor time the client waited before the first byte.
+        attempts = meter.attempts
+        count = len(attempts) if meter.status is None else meter.before_reply
+        if count > 1:
+            self.retries(alias).inc(count - 1)
+        if meter.answered and count:
+            upstream_s = 0.0
+            for index in range(count):
+                upstream_s += attempts[index].latency_s
             until = meter.first_byte_at if meter.stream and meter.first_byte_at is not None else now
-            self.overhead.observe(max(0.0, until - meter.started - meter.upstream_s))
+            self.overhead.observe(max(0.0, until - meter.started - upstream_s))
         self.activity.request(klass, api=meter.api)
 
     def watch(self, *, budget: FreeTierBudget, manager: PoolManager, holder: SnapshotHolder, engine: Engine,
@@ -314,13 +322,13 @@ class RequestMeter:
         "answered",
         "api",
         "attempts",
+        "before_reply",
         "first_byte_at",
         "group",
         "requested",
         "started",
         "status",
         "stream",
-        "upstream_s",
     )
 
     def __init__(self, metrics: Metrics) -> None:
@@ -332,19 +340,19 @@ class RequestMeter:
         self.stream = False
         self.status: int | None = None
         self.first_byte_at: float | None = None
-        self.attempts = 0
-        self.upstream_s = 0.0
+        # Every attempt of this request, hedged and continued ones too: the engine's walk
+        # appends to this list (`Engine.complete(attempts=...)`); the log line lists it.
+        self.attempts: list[AttemptRecord] = []
+        self.before_reply = 0  # how many of them were made before the reply started
         self.answered = False
 
     def begin(self, *, requested: str, stream: bool) -> None:
         self.requested, self.stream = requested, stream
 
-    def attempted(self, latency_s: float) -> None:
-        # A stream that breaks after its headers were sent is reported as one more attempt;
-        # it is neither a retry nor time the client waited before the first byte.
-        if self.status is None:
-            self.attempts += 1
-            self.upstream_s += latency_s
+    def replied(self, status: int) -> None:
+        """The reply starts with `status` (or an error does)."""
+        self.status = status
+        self.before_reply = len(self.attempts)
 
     def finished(self, outcome: Outcome[Any], *, usage: Any, cost: Cost | None) -> None:
         self.answered = True
@@ -356,16 +364,14 @@ class RequestMeter:
 
 
 class MetricsObserver(AttemptObserver):
-    """The engine's attempts and cooldowns into metrics and the request's meter."""
+    """The engine's attempts and cooldowns into metrics (the request's own attempts reach its
+    meter through the walk, not through here)."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
     def on_attempt(self, record: AttemptRecord) -> None:
         self._metrics.attempt(record)
-        meter = self._metrics.current_meter.get()
-        if meter is not None:
-            meter.attempted(record.latency_s)
 
     def on_cooldown(self, deployment: Deployment, seconds: float, kind: str) -> None:
         self._metrics.cooldown(deployment, kind)

@@ -9,7 +9,7 @@ from typing import Any
 
 from turnout.config import Settings
 from turnout.encoding import dumps
-from turnout.errors import AllAttemptsFailed, AttemptRecord, GatewayError
+from turnout.errors import AttemptRecord, GatewayError
 from turnout.observability.logs import write_request_line
 from turnout.observability.metrics import RequestMeter
 from turnout.observability.usage import Cost, usage_cost, usage_tokens
@@ -22,11 +22,14 @@ log = logging.getLogger("turnout.requests")
 class RequestLog:
     """The one line of one request: opened when the request arrives, written once (`done`), by
     `finished` (an answer), `failed` (an error, including a request refused before routing:
-    400, 401, 405, 413, 415), whichever comes first. `key` is the client key's name, never the key."""
+    400, 401, 405, 413, 415), whichever comes first. `key` is the client key's name, never the key.
 
-    def __init__(self, *, request_id: str, settings: Settings, meter: RequestMeter | None = None,
-                 api: str = "chat") -> None:
+    `attempts` is the request's one list of attempts (its meter's), which the engine's walk
+    fills: the line lists it whatever ended the request, a client that left mid-walk too."""
+
+    def __init__(self, *, request_id: str, settings: Settings, meter: RequestMeter, api: str = "chat") -> None:
         self.request_id = request_id
+        self.attempts = meter.attempts
         self.key: str | None = None
         self.done = False
         self._api = api
@@ -47,8 +50,7 @@ class RequestLog:
         self._notes = notes
         if self._log_text:
             self._messages = messages
-        if self._meter is not None:
-            self._meter.begin(requested=requested, stream=stream)
+        self._meter.begin(requested=requested, stream=stream)
 
     def finished(self, outcome: Outcome[Any], *, status: int, usage: Any, stream_error: str | None = None,
                  completion: Any = None, stream: ResumingStream | None = None) -> Cost | None:
@@ -58,8 +60,7 @@ class RequestLog:
         characters it delivered); `model` is the first leg's, as in the headers."""
         usage = usage if isinstance(usage, dict) else {}
         cost = usage_cost(usage, outcome.deployment)
-        if self._meter is not None:
-            self._meter.finished(outcome, usage=usage, cost=cost)
+        self._meter.finished(outcome, usage=usage, cost=cost)
         prompt, completion_tokens, reasoning = usage_tokens(usage)
         self._emit(
             status=status,
@@ -68,7 +69,7 @@ class RequestLog:
             deployment=outcome.deployment.id,
             tier=outcome.deployment.tier,
             fallback=outcome.fallback,
-            attempts=_attempts(outcome.attempts),
+            attempts=_attempts(self.attempts),
             prompt_tokens=prompt if usage else None,
             completion_tokens=completion_tokens if usage else None,
             reasoning_tokens=reasoning or None,
@@ -87,10 +88,9 @@ class RequestLog:
     def failed(self, exc: BaseException) -> None:
         status = exc.status if isinstance(exc, GatewayError) else 500
         code = exc.code if isinstance(exc, GatewayError) else type(exc).__name__
-        attempts = exc.attempts if isinstance(exc, AllAttemptsFailed) else ()
         message = exc.message if isinstance(exc, GatewayError) else None
         self._emit(status=status, reason=code, error=code, message=message[:300] if message else None,
-                   attempts=_attempts(attempts) or None)
+                   attempts=_attempts(self.attempts) or None)
 
     def _emit(self, **fields: Any) -> None:
         if self.done:

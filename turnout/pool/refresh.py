@@ -6,6 +6,10 @@ assignment. The last good catalogue, health and pool are persisted atomically so
 with OpenRouter unreachable still serves. A failed refresh keeps the current pool and is
 retried with exponential backoff (`RefreshBackoff`); the log says once that refreshes fail
 and once that they recovered, not at every try.
+
+What the refresh feeds in the routing layer reaches it through three small interfaces the
+lifespan fills (pool does not import routing): `PoolOutlet` (where a pool goes live),
+`FreeTierLimits` (what GET /key says of the free quota) and `CreditSwitch` (paid credits).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -31,11 +35,47 @@ from turnout.pool.model import Pool, make_pool, static_groups
 from turnout.pool.pacing import Pacer, no_pause
 from turnout.pool.pipeline import pool_from_catalogue
 from turnout.pool.provider_health import HealthCycle, HealthScore, PassiveHealth, PassiveStats
-from turnout.routing.credits import PaidCredits
-from turnout.routing.free_tier import FreeTierBudget, daily_allowance
-from turnout.routing.snapshot import SnapshotHolder, build_snapshot, build_snapshot_paced
 
 log = logging.getLogger("turnout.refresh")
+FREE_TIER_PER_DAY = 50  # free requests a day of an account that never bought credits
+CREDITED_PER_DAY = 1000  # of one that did
+
+
+def daily_allowance(key_data: object) -> int | None:
+    """Free requests a day, from the `data` of OpenRouter's GET /key; None when it does not say."""
+    if isinstance(key_data, dict) and isinstance(key_data.get("is_free_tier"), bool):
+        return FREE_TIER_PER_DAY if key_data["is_free_tier"] else CREDITED_PER_DAY
+    return None
+
+
+class PoolOutlet(Protocol):
+    """Where a built pool goes live (`routing.publisher.SnapshotPublisher` in the app)."""
+
+    def current_pool(self) -> Pool | None: ...
+
+    async def publish(self, pool: Pool, *, paced: bool) -> None: ...
+
+
+class FreeTierLimits(Protocol):
+    """What GET /key tells the free-tier budget (`routing.free_tier.FreeTierBudget`)."""
+
+    def learn_limits(self, *, per_day: int | None = None, per_minute: int | None = None) -> None: ...
+
+    def seed_day(self, used: int, now: float | None = None) -> None: ...
+
+
+class CreditSwitch(Protocol):
+    """The account's paid credits (`routing.credits.PaidCredits`): a refresh that finds credit
+    again after a 402 turns paid models back on, and the status reports the switch."""
+
+    out_since: float | None
+
+    @property
+    def out(self) -> bool: ...
+
+    def restored(self) -> None: ...
+
+    def reason(self) -> str | None: ...
 
 
 class RefreshObserver:
@@ -86,12 +126,13 @@ class PoolManager:
         self,
         *,
         settings: Settings,
-        holder: SnapshotHolder,
+        outlet: PoolOutlet,
         http: httpx.AsyncClient,
         base_url: str,
         api_key: str | None,
         passive: PassiveStats,
-        budget: FreeTierBudget,
+        budget: FreeTierLimits,
+        credits: CreditSwitch,
         observer: RefreshObserver | None = None,
         busy: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.time,
@@ -99,9 +140,8 @@ class PoolManager:
         after_key: Callable[[], Awaitable[None]] | None = None,
         may_refresh: Callable[[], bool] = lambda: True,
         on_published: Callable[[Pool], Awaitable[None]] | None = None,
-        credits: PaidCredits | None = None,
     ) -> None:
-        self.credits = credits or PaidCredits()
+        self.credits = credits
         # Shared state: only the leader refreshes (`may_refresh`) and publishes to the others
         # (`on_published`); the others `adopt` what it published.
         self._may_refresh = may_refresh
@@ -114,7 +154,7 @@ class PoolManager:
         self.backoff = RefreshBackoff(min_s=settings.pool.refresh_retry_min_s, max_s=settings.pool.health_refresh_s)
         self._busy = busy  # requests in flight: rebuild work then yields most of the core
         self._observer = observer or RefreshObserver()
-        self._holder = holder
+        self._outlet = outlet
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -199,8 +239,7 @@ class PoolManager:
         self._on_published = on_published
 
     def current_pool(self) -> Pool | None:
-        current = self._holder.current
-        return current.pool if current is not None else None
+        return self._outlet.current_pool()
 
     def take_over(self) -> None:
         """This replica now leads the refresh: refresh at once (its pool was adopted, not built)."""
@@ -209,7 +248,7 @@ class PoolManager:
 
     async def adopt(self, pool: Pool) -> None:
         """A pool another replica built: published here with the same paced, atomic swap."""
-        await self._publish(pool, paced=self._holder.current is not None)
+        await self._publish(pool, paced=self.current_pool() is not None)
         self._health_at = self._clock()
         self.last_success_at = self._health_at
         await asyncio.to_thread(self._persist, "pool.json", pool)
@@ -270,7 +309,7 @@ class PoolManager:
     async def refresh(self, *, full: bool) -> Pool:
         if not self._settings.pool.enabled:
             pool = self._static_only()
-            await self._publish(pool, paced=self._holder.current is not None)
+            await self._publish(pool, paced=self.current_pool() is not None)
             return pool
         async with self._lock:
             started = time.monotonic()
@@ -297,7 +336,7 @@ class PoolManager:
         first = not self.backoff.failing
         delay = self.backoff.failed(self._clock(), _describe(exc))
         if first:
-            keeping = "keeping the current pool" if self._holder.current is not None else "no pool built yet"
+            keeping = "keeping the current pool" if self.current_pool() is not None else "no pool built yet"
             log.warning("pool refresh failed (%s): %s; retrying with backoff up to %.0f s, logged again when it "
                         "recovers", keeping, _describe(exc), self._settings.pool.health_refresh_s)
         else:
@@ -311,7 +350,7 @@ class PoolManager:
         self.backoff.succeeded()
 
     async def _rebuild(self, *, full: bool) -> Pool:
-        if self._holder.current is not None:  # the start read it already
+        if self.current_pool() is not None:  # the start read it already
             await self._learn_free_tier()
         if self.credits.out:
             await self._check_credits()
@@ -321,7 +360,7 @@ class PoolManager:
         # in paced slices (turnout.pool.pacing): a rebuild under load holds the event loop for ~1 ms at
         # a time and takes a fifth of the core. The first build, with nothing to serve yet,
         # and any work while no request is in flight, run at full speed.
-        paced = self._holder.current is not None
+        paced = self.current_pool() is not None
         pause = Pacer(busy=self._busy).in_thread if paced else no_pause
         if full:
             raw = await fetch_catalogue_raw(self._http, base_url=self._base_url, api_key=self._api_key,
@@ -331,10 +370,9 @@ class PoolManager:
             await asyncio.to_thread(self._persist, "catalogue.json", raw)
         catalogue = self._catalogue
         assert catalogue is not None
-        current = self._holder.current
         assembled = await pool_from_catalogue(
             catalogue=catalogue, settings=settings, http=self._http, base_url=self._base_url, api_key=self._api_key,
-            previous=current.pool if current else None, previous_health=self._health,
+            previous=self.current_pool(), previous_health=self._health,
             passive=self._passive.snapshot(), now=now, run=asyncio.to_thread, pause=pause)
         if assembled.cycle is not None:
             self._health = assembled.cycle.scores
@@ -349,12 +387,7 @@ class PoolManager:
         return pool
 
     async def _publish(self, pool: Pool, *, paced: bool) -> None:
-        # usage-based-routing-v2 starts a sync task on the running loop as its Router is built.
-        if paced or "usage-based-routing-v2" in self._settings.strategies.values():
-            snapshot = await build_snapshot_paced(pool, self._settings, pause=Pacer(busy=self._busy))
-        else:  # the first pool: nothing is served yet, build it in one go
-            snapshot = await asyncio.to_thread(build_snapshot, pool, self._settings)
-        self._holder.publish(snapshot)
+        await self._outlet.publish(pool, paced=paced)
         self._observer.on_publish(pool)
         log.info("pool published: %d deployments, %d groups, source=%s",
                  len(pool.deployments), len(pool.groups), pool.source)

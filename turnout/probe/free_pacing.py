@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 
 from turnout.config import FreeTierSettings
-from turnout.routing.free_tier import FreeTierBudget, daily_allowance
+from turnout.pool.refresh import daily_allowance
+from turnout.routing.free_tier import FreeTierBudget
 
 Sleep = Callable[[float], Awaitable[None]]
 

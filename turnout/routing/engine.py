@@ -78,7 +78,7 @@ class _Walk:
     request: ChatRequest
     snapshot: Snapshot
     deadline: float
-    attempts: list[AttemptRecord] = field(default_factory=list)
+    attempts: list[AttemptRecord]  # the request's record of attempts (the caller's list, when it gave one)
     tried: set[str] = field(default_factory=set)
     retried: set[str] = field(default_factory=set)
     silent: set[str] = field(default_factory=set)  # timed out without a word: never asked again
@@ -156,8 +156,9 @@ class Engine:
         """Upstream calls on the lean path open right now (streams count until closed)."""
         return self._wire.in_flight
 
-    async def complete(self, request: ChatRequest, snapshot: Snapshot, *,
-                       session: KeySource | None = None) -> Outcome[dict[str, Any]]:
+    async def complete(self, request: ChatRequest, snapshot: Snapshot, *, session: KeySource | None = None,
+                       attempts: list[AttemptRecord] | None = None) -> Outcome[dict[str, Any]]:
+        """Answer `request`; every attempt is appended to `attempts` (the request's record), when given."""
         first_byte_s = self._settings.timeouts.first_byte_s
 
         async def call(dep: Deployment, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -170,11 +171,14 @@ class Engine:
                 params=self._litellm_params(dep, snapshot), body=body, timeout_s=timeout_s, model=dep.model
             )
 
-        return await self._run(request, snapshot, call, session=session)
+        return await self._run(request, snapshot, call, session=session, attempts=attempts)
 
-    async def open_stream(self, request: ChatRequest, snapshot: Snapshot, *,
-                          session: KeySource | None = None) -> Outcome[tuple[Any, Any]]:
-        """Open a stream and read its first frame; failures before that fail over transparently."""
+    async def open_stream(self, request: ChatRequest, snapshot: Snapshot, *, session: KeySource | None = None,
+                          attempts: list[AttemptRecord] | None = None) -> Outcome[tuple[Any, Any]]:
+        """Open a stream and read its first frame; failures before that fail over transparently.
+
+        `attempts` gets every attempt, as for `complete`: hedged ones, and those of the
+        stream's continuations after a break."""
         timeouts = self._settings.timeouts
 
         async def call(dep: Deployment, body: dict[str, Any], timeout_s: float) -> tuple[Any, Any]:
@@ -198,7 +202,7 @@ class Engine:
 
         delay = self._settings.streams.hedge_after_s
         hedge = _Hedge(delay_s=delay, discard=_close_opened) if delay is not None else None
-        outcome = await self._run(request, snapshot, call, hedge=hedge, session=session)
+        outcome = await self._run(request, snapshot, call, hedge=hedge, session=session, attempts=attempts)
         assert outcome.walk is not None
         source, first = outcome.value
         opened = Opened(deployment=outcome.deployment, group=outcome.group, source=source, first=first)
@@ -227,11 +231,12 @@ class Engine:
         hedge: _Hedge | None = None,
         walk: _Walk | None = None,
         session: KeySource | None = None,
+        attempts: list[AttemptRecord] | None = None,
     ) -> Outcome[T]:
         """Walk the request's chain; a given `walk` (a stream's continuation) keeps what it tried."""
         start_group = snapshot.resolve(request.model)
         if walk is None:
-            walk = _Walk(request=request, snapshot=snapshot, hedge=hedge,
+            walk = _Walk(request=request, snapshot=snapshot, hedge=hedge, attempts=[] if attempts is None else attempts,
                          deadline=time.monotonic() + self._settings.timeouts.request_deadline_s)
             walk.unfit = snapshot.fitness.unfit(tools=request.needs_tools, vision=request.needs_vision,
                                                 prompt_tokens=request.prompt_tokens_estimate,

@@ -19,16 +19,6 @@ from typing import Any
 
 from turnout.config import FreeTierSettings
 
-FREE_TIER_PER_DAY = 50  # an account that never bought credits
-CREDITED_PER_DAY = 1000  # one that did
-
-
-def daily_allowance(key_data: object) -> int | None:
-    """Free requests a day, from the `data` of OpenRouter's GET /key; None when it does not say."""
-    if isinstance(key_data, dict) and isinstance(key_data.get("is_free_tier"), bool):
-        return FREE_TIER_PER_DAY if key_data["is_free_tier"] else CREDITED_PER_DAY
-    return None
-
 
 class FreeTierBudget:
     """`clock` gives epoch seconds (the day window is OpenRouter's UTC day)."""
