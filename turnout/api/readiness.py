@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -14,6 +15,9 @@ from turnout.pool.model import Pool
 from turnout.pool.provider_health import PassiveHealth
 from turnout.pool.refresh import RefreshBackoff
 from turnout.routing.credits import PaidCredits
+
+if TYPE_CHECKING:
+    from turnout.api.deps import AppState
 
 router = APIRouter()
 _FAILING_SAMPLES = 2
@@ -53,22 +57,58 @@ async def readyz(state: State) -> JSONResponse:
         shared_status = shared.status()
         body["shared_state"] = {k: shared_status[k] for k in ("up", "reason", "leader", "pool_version")
                                 if k in shared_status}
-    if pool.degraded_reason:
-        body.update(status="degraded", reason=pool.degraded_reason)
-    failing = failing_static_groups(pool, passive=state.manager.passive_health())
-    if failing:
-        body.update(status="degraded", failing_groups=failing,
-                    reason="; ".join(filter(None, (body.get("reason"), failing_reason(failing)))))
-    credits = credits_reason(state.engine.credits)
-    if credits is not None:
-        body.update(status="degraded", paid="off: no credits",
-                    reason="; ".join(filter(None, (body.get("reason"), credits))))
-    if stale is not None:
-        body.update(status="degraded", reason="; ".join(filter(None, (body.get("reason"), stale))))
-    if shared is not None and not body["shared_state"]["up"]:
-        lost = f"shared state: {body['shared_state']['reason']}; serving from this replica's state"
-        body.update(status="degraded", reason="; ".join(filter(None, (body.get("reason"), lost))))
+    seen = _Seen(state=state, pool=pool, stale=stale, shared=body.get("shared_state"))
+    reasons: list[str] = []
+    for check in DEGRADATIONS:
+        found = check(seen)
+        if found is not None:
+            reasons.append(found[0])
+            body.update(found[1])
+    if reasons:
+        body.update(status="degraded", reason="; ".join(reasons))
     return JSONResponse(body)
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What the degradation checks read."""
+
+    state: AppState
+    pool: Pool
+    stale: str | None
+    shared: Mapping[str, Any] | None
+
+
+Degradation = tuple[str, dict[str, Any]]  # the reason, and fields it adds to the answer
+
+
+def _pool_degraded(seen: _Seen) -> Degradation | None:
+    return (seen.pool.degraded_reason, {}) if seen.pool.degraded_reason else None
+
+
+def _failing_groups(seen: _Seen) -> Degradation | None:
+    failing = failing_static_groups(seen.pool, passive=seen.state.manager.passive_health())
+    return (failing_reason(failing), {"failing_groups": failing}) if failing else None
+
+
+def _no_credits(seen: _Seen) -> Degradation | None:
+    reason = credits_reason(seen.state.engine.credits)
+    return (reason, {"paid": "off: no credits"}) if reason is not None else None
+
+
+def _refreshes_failing(seen: _Seen) -> Degradation | None:
+    return (seen.stale, {}) if seen.stale is not None else None
+
+
+def _shared_state_lost(seen: _Seen) -> Degradation | None:
+    if seen.shared is None or seen.shared["up"]:
+        return None
+    return f"shared state: {seen.shared['reason']}; serving from this replica's state", {}
+
+
+# Why a routable gateway answers "degraded": each check, in the order its reason is given.
+DEGRADATIONS: tuple[Callable[[_Seen], Degradation | None], ...] = (
+    _pool_degraded, _failing_groups, _no_credits, _refreshes_failing, _shared_state_lost)
 
 
 def failing_static_groups(pool: Pool, *, passive: Mapping[str, PassiveHealth]) -> list[str]:
