@@ -194,11 +194,15 @@ def test_n_images_are_one_request_record_with_every_calls_attempts(
     sandbox.server.set_plan({"models": {first: {"error_rate": 1.0, "error_codes": [503]}}})
     ok = {"api": "images", "alias": "images", "status_class": "2xx", "stream": "false"}
     before = value(gateway, "turnout_requests_total", **ok)
+    retries = value(gateway, "turnout_retries_total", alias="images")
     raw = client.images.with_raw_response.generate(prompt="two foxes", n=2)
     assert len(raw.parse().data) == 2
     wait_for(gateway, before + 1, "turnout_requests_total", **ok)
     scraped = scrape(gateway)
     assert scraped[("turnout_requests_total", frozenset(ok.items()))] == before + 1
+    # each call's first attempt is no retry: only the failed-over ones are
+    attempts = int(raw.headers["x-turnout-attempts"])
+    assert value(gateway, "turnout_retries_total", alias="images") - retries == attempts - 2
     gateway.stop()  # flushes the batched log lines
     lines = request_lines(caplog)
     assert len(lines) == 1, lines
