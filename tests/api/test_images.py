@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import logging
 import struct
+import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ import openai
 import pytest
 
 from tests.conftest import LiveGateway
+from tests.observability.test_metrics import scrape, value, wait_for
 
 CATALOGUE = Path(__file__).parents[2] / "turnout/data/openrouter/models-2026-08-19.json"
 
@@ -162,3 +165,91 @@ def test_bad_image_requests_get_openai_errors(gateway: LiveGateway, body: dict[s
 def test_an_unknown_image_model_is_a_404(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         client.images.generate(model="no-such-images", prompt="x")
+
+
+def request_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The request lines of image requests: the images record's, or a generic route line for the path."""
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "turnout.requests"]
+    return [line for line in lines if line.get("api") == "images" or line.get("path") == "/v1/images/generations"]
+
+
+def images_requests(gw: LiveGateway, status_class: str) -> float:
+    """turnout_requests_total of images requests of one status class, whatever their alias label."""
+    return sum(v for (name, labels), v in scrape(gw).items() if name == "turnout_requests_total"
+               and ("api", "images") in labels and ("status_class", status_class) in labels)
+
+
+def wait_until(check: Callable[[], bool], within_s: float = 10) -> bool:
+    """The meter closes just after the reply is sent."""
+    deadline = time.monotonic() + within_s
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return check()
+
+
+def test_n_images_are_one_request_record_with_every_calls_attempts(
+        client: openai.OpenAI, sandbox: Any, gateway: LiveGateway, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="turnout.requests")
+    first = "google/gemini-2.5-flash-image:free"
+    sandbox.server.set_plan({"models": {first: {"error_rate": 1.0, "error_codes": [503]}}})
+    ok = {"api": "images", "alias": "images", "status_class": "2xx", "stream": "false"}
+    before = value(gateway, "turnout_requests_total", **ok)
+    retries = value(gateway, "turnout_retries_total", alias="images")
+    raw = client.images.with_raw_response.generate(prompt="two foxes", n=2)
+    assert len(raw.parse().data) == 2
+    wait_for(gateway, before + 1, "turnout_requests_total", **ok)
+    scraped = scrape(gateway)
+    assert scraped[("turnout_requests_total", frozenset(ok.items()))] == before + 1
+    # each call's first attempt is no retry: only the failed-over ones are
+    attempts = int(raw.headers["x-turnout-attempts"])
+    assert value(gateway, "turnout_retries_total", alias="images") - retries == attempts - 2
+    gateway.stop()  # flushes the batched log lines
+    lines = request_lines(caplog)
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert (line["event"], line["api"], line["status"], line["reason"]) == ("request", "images", 200, "ok")
+    assert line["requested"] == "images" and line["calls"] == 2
+    # each call failed on the first model and was answered by the next: four attempts, one line
+    outcomes = [a["outcome"] for a in line["attempts"]]
+    assert len(outcomes) == int(raw.headers["x-turnout-attempts"]) >= 4
+    assert outcomes.count("ok") == 2
+    assert [a["model"] for a in line["attempts"]].count(first) == len(outcomes) - 2
+    assert line["model"] == raw.headers["x-turnout-model"] and line["prompt_tokens"] > 0
+
+
+@pytest.mark.parametrize(("body", "status", "code", "reason"), [
+    ({"prompt": "x", "size": "1000x1"}, 400, None, "http_400"),  # refused by the route (an error with no code)
+    ({"prompt": ""}, 400, "invalid_request", "invalid_request"),  # refused by the body's schema
+    ({"prompt": "x", "model": "no-such-images"}, 404, "model_not_found", "model_not_found"),
+])
+def test_a_refused_image_request_is_one_record_with_its_status_and_reason(
+        gateway: LiveGateway, caplog: pytest.LogCaptureFixture, body: dict[str, Any], status: int,
+        code: str | None, reason: str) -> None:
+    caplog.set_level(logging.INFO, logger="turnout.requests")
+    response = httpx.post(f"{gateway.url}/v1/images/generations", json=body, timeout=10)
+    assert response.status_code == status and response.json()["error"]["code"] == code
+    assert wait_until(lambda: images_requests(gateway, "4xx") == 1)
+    gateway.stop()
+    lines = request_lines(caplog)
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert (line["event"], line["api"], line["status"], line["reason"]) == ("request", "images", status, reason)
+    assert line.get("error") == code and line["message"] == response.json()["error"]["message"]
+
+
+def test_an_image_request_every_model_fails_is_one_record_listing_the_attempts(
+        client: openai.OpenAI, sandbox: Any, gateway: LiveGateway, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="turnout.requests")
+    members = httpx.get(f"{gateway.url}/v1/models/images", timeout=10).json()["members"]
+    sandbox.server.set_plan({"models": {m: {"error_rate": 1.0, "error_codes": [503]} for m in members}})
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.images.generate(prompt="a storm")
+    status = caught.value.status_code
+    assert status >= 500 and caught.value.body["code"]  # type: ignore[index]
+    assert wait_until(lambda: images_requests(gateway, "5xx") == 1)
+    gateway.stop()
+    lines = request_lines(caplog)
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert (line["api"], line["status"], line["reason"]) == ("images", status, caught.value.body["code"])  # type: ignore[index]
+    assert line["attempts"] and {a["outcome"] for a in line["attempts"]} != {"ok"}

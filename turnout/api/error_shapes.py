@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from turnout.encoding import dumps
-from turnout.errors import AllAttemptsFailed, GatewayError
+from turnout.errors import AllAttemptsFailed, GatewayError, InvalidRequest
 
 log = logging.getLogger("turnout.api")
 INTERNAL_ERROR = GatewayError("The gateway hit an internal error; it has been logged.", code="internal_error")
@@ -76,15 +76,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway(request: Request, exc: GatewayError) -> Response:
         request.state.error_code = exc.code
+        request.state.error = exc  # for the request's log line (turnout.api.gateway)
         return gateway_error_response(exc, getattr(request.state, "request_id", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"Invalid request: {where or 'body'}: {first.get('msg', 'invalid')}"
         request.state.error_code = "invalid_request"
-        return error_response(400, f"Invalid request: {where or 'body'}: {first.get('msg', 'invalid')}",
-                              param=where or None, code="invalid_request")
+        request.state.error = InvalidRequest(message, param=where or None, code="invalid_request")
+        return error_response(400, message, param=where or None, code="invalid_request")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

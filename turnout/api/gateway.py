@@ -8,14 +8,15 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
-from turnout.api import chat, messages, responses
+from turnout.api import chat, images, messages, responses
 from turnout.api.asgi import RequestHead, send_error
 from turnout.api.error_shapes import anthropic_error_body, error_body
 from turnout.api.hosts import HostCheck
 from turnout.api.openapi import CHAT_OPERATION, COUNT_TOKENS_OPERATION, MESSAGES_OPERATION, RESPONSES_OPERATION
-from turnout.errors import Forbidden
+from turnout.api.scrape import metrics_of
+from turnout.errors import Forbidden, GatewayError
 from turnout.observability.redaction import Redactor
-from turnout.observability.request_log import log_route
+from turnout.observability.request_log import RequestLog, log_route
 
 
 class Gateway(FastAPI):
@@ -41,9 +42,44 @@ class Gateway(FastAPI):
                 return
             if self.redactor:
                 send = RedactingSend(send, self.redactor)
+            api = _RECORDED.get(scope["path"].rstrip("/"))
+            state = getattr(self.state, "turnout", None)
+            if api is not None and state is not None:
+                await self._recorded(state, api, scope, receive, send)
+                return
             await self._logged(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+    async def _recorded(self, state: Any, api: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """A FastAPI route of an API surface, with the record a plain-ASGI one keeps (`chat.serve`):
+        its meter, and its `RequestLog` line (in `request.state.request_log`), which the route
+        finishes with its answer and which is written here when it failed; no `log_route` line."""
+        metrics = metrics_of(state)
+        meter = metrics.open_request(api=api)
+        log_line = RequestLog(request_id=RequestHead(scope).request_id(), settings=state.settings, meter=meter,
+                              api=api)
+        request_state = scope.setdefault("state", {})
+        request_state["request_log"] = log_line
+
+        async def send_metered(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                meter.replied(message["status"])
+            elif message["type"] == "http.response.body" and message.get("body") and meter.first_byte_at is None:
+                meter.first_byte_at = time.monotonic()
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, send_metered)
+        finally:
+            if not log_line.done:  # an error, which the route did not answer
+                log_line.key = log_line.key or request_state.get("key_name")
+                status = meter.status or 500
+                error = request_state.get("error")
+                log_line.failed(error if isinstance(error, GatewayError) else
+                                GatewayError(f"HTTP {status}", status=status,
+                                             code=request_state.get("error_code") or f"http_{status}"))
+            metrics.close_request(meter)
 
     async def _logged(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A FastAPI route, with its request line: every /v1 and /admin request, and every error
@@ -124,3 +160,5 @@ _PLAIN = {
     messages.COUNT_PATH: messages.serve_count,
     responses.RESPONSES_PATH: responses.serve,
 }
+# FastAPI routes of API surfaces: metered and logged as the plain ones are, under their `api` label.
+_RECORDED = {images.IMAGES_PATH: "images"}

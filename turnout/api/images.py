@@ -15,6 +15,10 @@ stores nothing, so there is no http(s) link to give out. `n` images are `n` call
 parallel. `size` ("1024x1024", "1792x1024", ...) becomes OpenRouter's
 `image_config.aspect_ratio` when the ratio is one it knows; `auto` or no size leaves the
 model's default.
+
+One HTTP request is one record, as a chat request is: the gateway (`turnout.api.gateway`)
+opens its meter (`api="images"`) and its `RequestLog` line; the `n` calls' attempts all go
+in that one line, which this route finishes with the answer (summed usage and cost).
 """
 
 from __future__ import annotations
@@ -24,16 +28,18 @@ import math
 import time
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from turnout.api.deps import ClientAuth, State
-from turnout.errors import InvalidRequest, NotReady, UpstreamFailed
+from turnout.api.deps import ClientCaller, State
+from turnout.errors import AttemptRecord, InvalidRequest, NotReady, UpstreamFailed
+from turnout.observability.request_log import RequestLog
 from turnout.routing.engine import Outcome
 from turnout.routing.request import parse_chat_request
 
-router = APIRouter(dependencies=[ClientAuth])
+router = APIRouter()
+IMAGES_PATH = "/v1/images/generations"
 IMAGES_ALIAS = "images"
 ASPECT_RATIOS = frozenset({"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"})
 _NAMED_SIZES = {"1792x1024": "16:9", "1024x1792": "9:16", "1536x1024": "3:2", "1024x1536": "2:3"}
@@ -53,15 +59,27 @@ class ImageRequest(BaseModel):
     user: str | None = None
 
 
-@router.post("/v1/images/generations", summary="Generate images (OpenAI's shape) with the `images` alias")
-async def generate(request: ImageRequest, state: State) -> JSONResponse:
+@router.post(IMAGES_PATH, summary="Generate images (OpenAI's shape) with the `images` alias")
+async def generate(request: ImageRequest, state: State, caller: ClientCaller, http: Request) -> JSONResponse:
+    log_line: RequestLog = http.state.request_log
+    log_line.key = caller.key
+    log_line.begin(requested=request.model, stream=False, calls=request.n)
     snapshot = state.holder.current
     if snapshot is None:
         raise NotReady("No routable pool yet; see GET /readyz.")
     chat = parse_chat_request(_chat_body(request), max_messages=1)
-    outcomes = await asyncio.gather(*(state.engine.complete(chat, snapshot) for _ in range(request.n)))
+    # Each call walks with its own list of attempts (the walk reads it: backoff, the attempts
+    # header, the error's); the request's record gets them all, whatever ended the request.
+    calls: list[list[AttemptRecord]] = [[] for _ in range(request.n)]
+    try:
+        outcomes = await asyncio.gather(*(state.engine.complete(chat, snapshot, attempts=attempts)
+                                          for attempts in calls))
+    finally:
+        for attempts in calls:
+            log_line.attempts.extend(attempts)
     data = [_image(outcome, response_format=request.response_format) for outcome in outcomes]
     usage = [outcome.value.get("usage") or {} for outcome in outcomes]
+    log_line.finished_parallel(list(zip(outcomes, usage, strict=True)), status=200)
     prompt_tokens = sum(int(u.get("prompt_tokens") or 0) for u in usage)
     output_tokens = sum(int(u.get("completion_tokens") or 0) for u in usage)
     last = outcomes[-1]

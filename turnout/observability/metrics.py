@@ -297,9 +297,10 @@ class Metrics:
         # retries nor time the client waited before the first byte.
         attempts = meter.attempts
         count = len(attempts) if meter.status is None else meter.before_reply
-        if count > 1:
-            self.retries(alias).inc(count - 1)
-        if meter.answered and count:
+        if count > meter.calls:
+            self.retries(alias).inc(count - meter.calls)
+        # Parallel calls' upstream times overlap: the sum says nothing of the gateway's own time.
+        if meter.answered and count and meter.calls == 1:
             upstream_s = 0.0
             for index in range(count):
                 upstream_s += attempts[index].latency_s
@@ -323,6 +324,7 @@ class RequestMeter:
         "api",
         "attempts",
         "before_reply",
+        "calls",
         "first_byte_at",
         "group",
         "requested",
@@ -345,9 +347,10 @@ class RequestMeter:
         self.attempts: list[AttemptRecord] = []
         self.before_reply = 0  # how many of them were made before the reply started
         self.answered = False
+        self.calls = 1  # engine calls made in parallel (`n` images): the first attempt of each is no retry
 
-    def begin(self, *, requested: str, stream: bool) -> None:
-        self.requested, self.stream = requested, stream
+    def begin(self, *, requested: str, stream: bool, calls: int = 1) -> None:
+        self.requested, self.stream, self.calls = requested, stream, calls
 
     def replied(self, status: int) -> None:
         """The reply starts with `status` (or an error does)."""

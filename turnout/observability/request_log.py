@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from turnout.config import Settings
@@ -43,14 +43,14 @@ class RequestLog:
         self._messages: Any = None
 
     def begin(self, *, requested: str, stream: bool, messages: Any = None,
-              notes: Mapping[str, Any] | None = None) -> None:
-        """The request parsed: what it asked for."""
+              notes: Mapping[str, Any] | None = None, calls: int = 1) -> None:
+        """The request parsed: what it asked for (`calls`: engine calls it makes in parallel)."""
         self._requested = requested
         self._stream = stream
         self._notes = notes
         if self._log_text:
             self._messages = messages
-        self._meter.begin(requested=requested, stream=stream)
+        self._meter.begin(requested=requested, stream=stream, calls=calls)
 
     def finished(self, outcome: Outcome[Any], *, status: int, usage: Any, stream_error: str | None = None,
                  completion: Any = None, stream: ResumingStream | None = None) -> Cost | None:
@@ -85,11 +85,53 @@ class RequestLog:
         )
         return cost
 
+    def finished_parallel(self, answers: Sequence[tuple[Outcome[Any], Any]], *, status: int) -> Cost | None:
+        """One request answered by several engine calls made in parallel (`n` images): each
+        call's usage metered under its own deployment, one line with the summed tokens and cost
+        (None when any call's cost is unknown) and the last call's model, as in the headers."""
+        prompt = completion_tokens = reasoning = 0
+        costs: list[Cost | None] = []
+        usages: list[dict[str, Any]] = []
+        for outcome, usage in answers:
+            usage = usage if isinstance(usage, dict) else {}
+            cost = usage_cost(usage, outcome.deployment)
+            self._meter.finished(outcome, usage=usage, cost=cost)
+            tokens = usage_tokens(usage)
+            prompt, completion_tokens, reasoning = (prompt + tokens[0], completion_tokens + tokens[1],
+                                                    reasoning + tokens[2])
+            costs.append(cost)
+            usages.append(usage)
+        known = [cost for cost in costs if cost is not None]
+        total = None
+        if known and len(known) == len(costs):
+            sources = {cost.source for cost in known}
+            total = Cost(sum(cost.usd for cost in known), sources.pop() if len(sources) == 1 else "mixed")
+        last = answers[-1][0]
+        counted = all(usages)
+        self._emit(
+            status=status,
+            group=last.group,
+            model=last.deployment.model,
+            deployment=last.deployment.id,
+            tier=last.deployment.tier,
+            fallback=any(outcome.fallback for outcome, _ in answers),
+            calls=len(answers) if len(answers) > 1 else None,
+            attempts=_attempts(self.attempts),
+            prompt_tokens=prompt if counted else None,
+            completion_tokens=completion_tokens if counted else None,
+            reasoning_tokens=reasoning or None,
+            cost_usd=None if total is None else round(total.usd, 10),
+            cost_source=None if total is None else total.source,
+            messages=self._messages,
+            reason="ok",
+        )
+        return total
+
     def failed(self, exc: BaseException) -> None:
         status = exc.status if isinstance(exc, GatewayError) else 500
         code = exc.code if isinstance(exc, GatewayError) else type(exc).__name__
         message = exc.message if isinstance(exc, GatewayError) else None
-        self._emit(status=status, reason=code, error=code, message=message[:300] if message else None,
+        self._emit(status=status, reason=code or f"http_{status}", error=code, message=message[:300] if message else None,
                    attempts=_attempts(self.attempts) or None)
 
     def _emit(self, **fields: Any) -> None:
