@@ -253,3 +253,28 @@ def test_an_image_request_every_model_fails_is_one_record_listing_the_attempts(
     line = lines[0]
     assert (line["api"], line["status"], line["reason"]) == ("images", status, caught.value.body["code"])  # type: ignore[index]
     assert line["attempts"] and {a["outcome"] for a in line["attempts"]} != {"ok"}
+
+
+def test_named_keys_models_budget_and_usage_hold_for_images(start_gateway: Callable[..., LiveGateway],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key's allowed models, daily budget and usage count images as they count chat (the paid
+    image models of the catalogue: every image costs)."""
+    monkeypatch.setenv("KEY_PAINTER", "sk-painter-0123456789")
+    monkeypatch.setenv("KEY_TEXT_ONLY", "sk-text-only-0123456789")
+    admin = "admin-key-0123456789"
+    gw = start_gateway(admin_key=admin, pool={"health": {"enabled": False}}, keys=[
+        {"name": "painter", "key_env": "KEY_PAINTER", "daily_budget_usd": 0.000001},
+        {"name": "text-only", "key_env": "KEY_TEXT_ONLY", "models": ["auto"]}])
+
+    def generate(key: str) -> httpx.Response:
+        return httpx.post(f"{gw.url}/v1/images/generations", json={"prompt": "a lighthouse"},
+                          headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+    refused = generate("sk-text-only-0123456789")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "model_not_allowed"
+    assert generate("sk-painter-0123456789").status_code == 200  # spends more than its $0.000001
+    over = generate("sk-painter-0123456789")
+    assert over.status_code == 429 and over.json()["error"]["code"] == "budget_exceeded"
+    usage = httpx.get(f"{gw.url}/admin/usage", headers={"Authorization": f"Bearer {admin}"}, timeout=10).json()
+    [painter] = [k for k in usage["keys"] if k["name"] == "painter"]
+    assert painter["spent_today_usd"] > 0.000001

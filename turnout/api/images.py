@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from turnout.api.deps import ClientCaller, State
 from turnout.errors import AttemptRecord, InvalidRequest, NotReady, UpstreamFailed
 from turnout.observability.request_log import RequestLog
+from turnout.observability.usage import usage_cost
 from turnout.routing.engine import Outcome
 from turnout.routing.request import parse_chat_request
 
@@ -68,6 +69,8 @@ async def generate(request: ImageRequest, state: State, caller: ClientCaller, ht
     if snapshot is None:
         raise NotReady("No routable pool yet; see GET /readyz.")
     chat = parse_chat_request(_chat_body(request), max_messages=1)
+    # A named key's models, rpm and daily budget hold here as on chat: one request, n images.
+    await state.tenancy.admit(caller, snapshot.resolve(request.model))
     # Each call walks with its own list of attempts (the walk reads it: backoff, the attempts
     # header, the error's); the request's record gets them all, whatever ended the request.
     calls: list[list[AttemptRecord]] = [[] for _ in range(request.n)]
@@ -80,6 +83,11 @@ async def generate(request: ImageRequest, state: State, caller: ClientCaller, ht
     data = [_image(outcome, response_format=request.response_format) for outcome in outcomes]
     usage = [outcome.value.get("usage") or {} for outcome in outcomes]
     log_line.finished_parallel(list(zip(outcomes, usage, strict=True)), status=200)
+    tenant = caller.tenant_for(None)
+    for outcome, used in zip(outcomes, usage, strict=True):  # each image is spent on its own model
+        cost = usage_cost(used, outcome.deployment)
+        await state.tenancy.record(caller, tenant, model=outcome.deployment.model, usage=used,
+                                   cost_usd=None if cost is None else cost.usd)
     prompt_tokens = sum(int(u.get("prompt_tokens") or 0) for u in usage)
     output_tokens = sum(int(u.get("completion_tokens") or 0) for u in usage)
     last = outcomes[-1]
