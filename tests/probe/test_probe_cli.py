@@ -121,7 +121,8 @@ def test_ctrl_c_writes_the_partial_report(sandbox: Any, tmp_path: Path) -> None:
     report = tmp_path / "partial.json"
     process = subprocess.Popen(probe_command("--report", str(report), "--source", "catalogue", "--ids", *PAID[:3],
                                              "--timeout", "120", "--concurrency", "3"),
-                               cwd=tmp_path, env=probe_env(sandbox, tmp_path), stdout=subprocess.PIPE,
+                               cwd=tmp_path, env=probe_env(sandbox, tmp_path, PYTHONFAULTHANDLER="1"),
+                               stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -130,10 +131,16 @@ def test_ctrl_c_writes_the_partial_report(sandbox: Any, tmp_path: Path) -> None:
             time.sleep(0.05)
         time.sleep(0.5)  # the two quick answers reach the probe
         process.send_signal(signal.SIGINT)
-        stdout, _ = process.communicate(timeout=60)
+        try:
+            stdout, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # where it hangs: faulthandler prints every thread's stack
+            process.send_signal(signal.SIGABRT)
+            _, stderr = process.communicate(timeout=30)
+            raise AssertionError(f"the probe did not stop on Ctrl-C; its threads:\n{stderr[-6000:]}") from None
     finally:
         if process.poll() is None:
             process.kill()
+        process.communicate()  # closes the pipes even when the test failed
     assert process.returncode == 130
     data = json.loads(report.read_text())
     assert data["interrupted"] is True and data["finished_at"] is not None
