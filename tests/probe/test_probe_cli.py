@@ -115,6 +115,13 @@ def test_the_live_pool_is_the_default_source(run_probe: Callable[..., ProbeRun],
     assert "probe plan: 3 models" in run.stdout and "free 3, paid 0" in run.stdout
 
 
+def _ctrl_c_reaches_it() -> None:
+    """A suite started in the background (`cmd &`, nohup, some CI runners) has SIGINT ignored,
+    and an ignored signal stays ignored across exec: the probe would never see the test's Ctrl-C,
+    as a shell's background job does not. The probe gets the terminal's default back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_writes_the_partial_report(sandbox: Any, tmp_path: Path) -> None:
     hung = PAID[2]
     sandbox.server.set_plan({"models": {hung: {"hang_rate": 1.0}}})
@@ -122,8 +129,8 @@ def test_ctrl_c_writes_the_partial_report(sandbox: Any, tmp_path: Path) -> None:
     process = subprocess.Popen(probe_command("--report", str(report), "--source", "catalogue", "--ids", *PAID[:3],
                                              "--timeout", "120", "--concurrency", "3"),
                                cwd=tmp_path, env=probe_env(sandbox, tmp_path, PYTHONFAULTHANDLER="1"),
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_ctrl_c_reaches_it)
     try:
         deadline = time.monotonic() + 60
         while not (sandbox.server.calls_for(hung) and len(sandbox.server.calls) >= 3):
